@@ -1,0 +1,53 @@
+import type { ModuleMetadata } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { HttpMetricsMiddleware, RouteResolver } from '@app/monitoring';
+import type { DestinationStream, Logger } from 'pino';
+import { AppModule } from './app.module';
+import type { AppConfig } from './config';
+import { jsonBodyMiddleware } from './http/json-body.middleware';
+import { requestContextMiddleware } from './http/request-context.middleware';
+import { LifecycleService } from './lifecycle/lifecycle.service';
+import { AppLogger } from './logging/app-logger';
+import { createRootLogger } from './logging/root-logger';
+import { setupOpenApi } from './openapi';
+
+export interface CreateAppOptions {
+  /** Where JSON log lines go (stdout by default); tests capture them here. */
+  readonly logDestination?: DestinationStream;
+  /** Extra modules (tests mount probe controllers this way). */
+  readonly imports?: NonNullable<ModuleMetadata['imports']>;
+}
+
+export interface CreatedApp {
+  readonly app: NestExpressApplication;
+  readonly logger: Logger;
+}
+
+/**
+ * Builds the application, initialised but not listening. The Express-level pipeline, in order: HTTP
+ * metrics (so every response counts, shutdown refusals included), request context (id, access line,
+ * intake), JSON body parsing (our parser, so its failures become our errors); then Nest's routes.
+ */
+export async function createApp(config: AppConfig, options: CreateAppOptions = {}): Promise<CreatedApp> {
+  const logger = createRootLogger(config.log.level, options.logDestination);
+  const app = await NestFactory.create<NestExpressApplication>(
+    AppModule.forRoot(config, logger, options.imports),
+    { bodyParser: false, bufferLogs: true, abortOnError: false },
+  );
+  app.useLogger(app.get(AppLogger));
+  app.disable('x-powered-by');
+  // JSON API responses are not cached by clients: skip hashing every body for an ETag.
+  app.set('etag', false);
+
+  const metrics = app.get(HttpMetricsMiddleware);
+  const routes = app.get(RouteResolver);
+  if (metrics.enabled) app.use(metrics.handle);
+  app.use(requestContextMiddleware(app.get(LifecycleService), routes, logger));
+  for (const middleware of jsonBodyMiddleware(config.http.bodyLimitBytes)) app.use(middleware);
+  setupOpenApi(app, config);
+
+  await app.init();
+  routes.load((app.getHttpAdapter().getInstance() as { router: { stack: unknown[] } }).router.stack);
+  return { app, logger };
+}

@@ -1,0 +1,45 @@
+import { type DynamicModule, Module, type ModuleMetadata } from '@nestjs/common';
+import { APP_FILTER, APP_PIPE } from '@nestjs/core';
+import { MonitoringModule } from '@app/monitoring';
+import type { Logger } from 'pino';
+import { type AppConfig, ConfigModule } from './config';
+import { DatabaseModule } from './database/database.module';
+import { GlobalExceptionFilter } from './errors/global-exception.filter';
+import { HealthModule } from './health/health.module';
+import { createValidationPipe } from './http/validation';
+import { LifecycleModule } from './lifecycle/lifecycle.module';
+import { LoggingModule } from './logging/logging.module';
+import { RedisModule } from './redis/redis.module';
+
+/** The composition root: configuration, logging and metrics first, then the features. */
+@Module({})
+export class AppModule {
+  static forRoot(
+    config: AppConfig,
+    logger: Logger,
+    extraImports: NonNullable<ModuleMetadata['imports']> = [],
+  ): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        LoggingModule.forRoot(logger),
+        MonitoringModule.forRoot({
+          appVersion: config.version,
+          token: config.metrics.token,
+          public: config.metrics.public,
+          httpMetrics: config.metrics.httpMetrics,
+        }),
+        LifecycleModule,
+        RedisModule,
+        DatabaseModule,
+        HealthModule,
+        ...extraImports,
+      ],
+      providers: [
+        { provide: APP_FILTER, useClass: GlobalExceptionFilter },
+        { provide: APP_PIPE, useFactory: createValidationPipe },
+      ],
+    };
+  }
+}

@@ -1,0 +1,142 @@
+import { Inject } from '@nestjs/common';
+import { isAbsolute, resolve } from 'node:path';
+import { ConfigError, type Env, booleanVar, enumVar, integerVar, readVar } from './env-vars';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export type DatabaseConfig =
+  | { readonly type: 'sqlite'; readonly path: string }
+  | {
+      readonly type: 'postgres';
+      readonly url: string;
+      readonly schema: string;
+      readonly poolSize: number;
+      readonly connectTimeoutMs: number;
+    };
+
+/** The whole configuration, built once at start from the environment; frozen. */
+export interface AppConfig {
+  readonly version: string;
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    readonly bodyLimitBytes: number;
+    readonly keepAliveTimeoutMs: number;
+  };
+  readonly database: DatabaseConfig;
+  readonly redis: { readonly url: string } | null;
+  readonly log: { readonly level: LogLevel };
+  readonly metrics: {
+    /** null when unset: then only METRICS_PUBLIC opens the endpoint. */
+    readonly token: string | null;
+    readonly public: boolean;
+    readonly httpMetrics: boolean;
+  };
+  readonly shutdown: { readonly drainDelayMs: number; readonly timeoutMs: number };
+}
+
+export const APP_CONFIG = Symbol('APP_CONFIG');
+/** Injects the frozen {@link AppConfig}. */
+export const InjectConfig = (): ParameterDecorator => Inject(APP_CONFIG);
+
+const METRICS_TOKEN_MIN_LENGTH = 16;
+const HOSTNAME = /^[A-Za-z0-9.:[\]_-]{1,253}$/;
+
+function databaseConfig(env: Env, cwd: string): DatabaseConfig {
+  const url = readVar(env, 'DATABASE_URL') ?? 'sqlite:data/platform.sqlite';
+  const schema = readVar(env, 'DATABASE_SCHEMA') ?? 'public';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new ConfigError('DATABASE_SCHEMA must be a lower-case SQL identifier (letters, digits, _).');
+  }
+  const poolSize = integerVar(env, 'DATABASE_POOL_SIZE', 10, 1, 200);
+  const connectTimeoutMs = integerVar(env, 'DATABASE_CONNECT_TIMEOUT_MS', 5000, 100, 600_000);
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (path === '') throw new ConfigError('DATABASE_URL must be sqlite:<path> or postgres://...');
+    return {
+      type: 'sqlite',
+      path: path === ':memory:' ? path : isAbsolute(path) ? path : resolve(cwd, path),
+    };
+  }
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new ConfigError('DATABASE_URL must be a valid postgres://user:pass@host:5432/db URL.');
+    }
+    if (parsed.hostname === '' || parsed.pathname.length <= 1) {
+      throw new ConfigError(
+        'DATABASE_URL must name a host and a database: postgres://user:pass@host:5432/db.',
+      );
+    }
+    return { type: 'postgres', url, schema, poolSize, connectTimeoutMs };
+  }
+  throw new ConfigError('DATABASE_URL must be sqlite:<path> or postgres://user:pass@host:5432/db.');
+}
+
+function redisConfig(env: Env): AppConfig['redis'] {
+  const url = readVar(env, 'REDIS_URL');
+  if (url === undefined) return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL.');
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL.');
+  }
+  return { url };
+}
+
+function metricsConfig(env: Env): AppConfig['metrics'] {
+  const token = readVar(env, 'METRICS_TOKEN') ?? null;
+  if (token !== null && token.length < METRICS_TOKEN_MIN_LENGTH) {
+    throw new ConfigError(`METRICS_TOKEN must be at least ${METRICS_TOKEN_MIN_LENGTH} characters long.`);
+  }
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
+  if (token !== null && /[\s\u0000-\u001f\u007f]/.test(token)) {
+    throw new ConfigError('METRICS_TOKEN must not contain whitespace or control characters.');
+  }
+  return {
+    token,
+    public: booleanVar(env, 'METRICS_PUBLIC', false),
+    httpMetrics: booleanVar(env, 'HTTP_METRICS_ENABLED', true),
+  };
+}
+
+/**
+ * Builds the configuration from an environment. Pure apart from reading `*_FILE` secrets; throws
+ * {@link ConfigError} naming the first invalid variable.
+ */
+export function loadConfig(env: Env, options: { cwd?: string; version?: string } = {}): AppConfig {
+  const host = readVar(env, 'HOST') ?? '0.0.0.0';
+  if (!HOSTNAME.test(host)) throw new ConfigError('HOST must be a host name or an IP address.');
+  const config: AppConfig = {
+    version: options.version ?? '0.0.0',
+    http: {
+      host,
+      port: integerVar(env, 'PORT', 8000, 0, 65535),
+      bodyLimitBytes: integerVar(env, 'HTTP_BODY_LIMIT_BYTES', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      keepAliveTimeoutMs: integerVar(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 65_000, 1000, 3_600_000),
+    },
+    database: databaseConfig(env, options.cwd ?? process.cwd()),
+    redis: redisConfig(env),
+    log: { level: enumVar(env, 'LOG_LEVEL', LOG_LEVELS, 'info') },
+    metrics: metricsConfig(env),
+    shutdown: {
+      drainDelayMs: integerVar(env, 'SHUTDOWN_DRAIN_DELAY_MS', 0, 0, 600_000),
+      timeoutMs: integerVar(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    },
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const child of Object.values(value)) {
+    if (child !== null && typeof child === 'object') deepFreeze(child as object);
+  }
+  return Object.freeze(value);
+}

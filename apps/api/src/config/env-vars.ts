@@ -1,0 +1,154 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * The catalogue of environment variables: one entry each, with the default a user sees and a description.
+ * The README's configuration table is checked against this list by a test, so the two cannot drift.
+ */
+export interface EnvVarSpec {
+  readonly name: string;
+  /** The default as a user would write it, or '' when unset means "off" or "none". */
+  readonly default: string;
+  readonly description: string;
+  /** Secrets may also come from `<NAME>_FILE` (Docker and Kubernetes secrets) and are never echoed. */
+  readonly secret?: boolean;
+}
+
+export const ENV_VARS = [
+  { name: 'PORT', default: '8000', description: 'TCP port the API listens on (1-65535).' },
+  { name: 'HOST', default: '0.0.0.0', description: 'Address the API binds to.' },
+  {
+    name: 'DATABASE_URL',
+    default: 'sqlite:data/platform.sqlite',
+    description:
+      '`sqlite:<path>` (file and folder created if missing) or `postgres://user:pass@host:5432/db`. Migrations run at start.',
+    secret: true,
+  },
+  {
+    name: 'DATABASE_SCHEMA',
+    default: 'public',
+    description: 'PostgreSQL schema holding the platform tables (ignored for SQLite).',
+  },
+  { name: 'DATABASE_POOL_SIZE', default: '10', description: 'PostgreSQL connection pool size (1-200).' },
+  {
+    name: 'DATABASE_CONNECT_TIMEOUT_MS',
+    default: '5000',
+    description: 'How long to wait for a PostgreSQL connection before failing.',
+  },
+  {
+    name: 'REDIS_URL',
+    default: '',
+    description: '`redis://[:password@]host:6379[/db]`. Unset: no Redis (limits in memory).',
+    secret: true,
+  },
+  {
+    name: 'LOG_LEVEL',
+    default: 'info',
+    description: 'One of `trace`, `debug`, `info`, `warn`, `error`, `fatal`, `silent`. Logs are JSON lines.',
+  },
+  {
+    name: 'METRICS_TOKEN',
+    default: '',
+    description:
+      'Token for `/monitoring/metrics` (`Authorization: Bearer` or `X-Admin-Token`); at least 16 characters.',
+    secret: true,
+  },
+  {
+    name: 'METRICS_PUBLIC',
+    default: 'false',
+    description: '`true` serves `/monitoring/metrics` without a token (only where the network gates it).',
+  },
+  {
+    name: 'HTTP_METRICS_ENABLED',
+    default: 'true',
+    description: 'Record the `vla_http_*` metrics for every request (the benchmark switches it off).',
+  },
+  {
+    name: 'HTTP_BODY_LIMIT_BYTES',
+    default: '8388608',
+    description: 'Largest accepted request body in bytes (8 MiB fits several base64 camera images).',
+  },
+  {
+    name: 'HTTP_KEEP_ALIVE_TIMEOUT_MS',
+    default: '65000',
+    description: 'Idle keep-alive timeout; keep it above the load balancer idle timeout.',
+  },
+  {
+    name: 'SHUTDOWN_DRAIN_DELAY_MS',
+    default: '0',
+    description:
+      'After SIGTERM, how long requests keep being served while readiness is 503 (the load balancer lag).',
+  },
+  {
+    name: 'SHUTDOWN_TIMEOUT_MS',
+    default: '10000',
+    description: 'How long in-flight requests may take to finish once intake has stopped.',
+  },
+] as const satisfies readonly EnvVarSpec[];
+
+export type EnvVarName = (typeof ENV_VARS)[number]['name'];
+
+/** Thrown for an invalid environment; the message names the variable and never carries its value. */
+export class ConfigError extends Error {
+  readonly code = 'invalid_configuration';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+const SECRETS: ReadonlySet<string> = new Set(
+  ENV_VARS.filter((v) => 'secret' in v && v.secret).map((v) => v.name),
+);
+
+/**
+ * Reads one variable. Secrets may come from `<NAME>_FILE`; an empty value counts as unset.
+ * File contents lose one trailing newline (what `echo` and most secret tools add).
+ */
+export function readVar(env: Env, name: EnvVarName): string | undefined {
+  const direct = env[name];
+  const fileVar = `${name}_FILE`;
+  const file = SECRETS.has(name) ? env[fileVar] : undefined;
+  if (file !== undefined && file !== '') {
+    if (direct !== undefined && direct !== '') {
+      throw new ConfigError(`Set ${name} or ${fileVar}, not both.`);
+    }
+    let content: string;
+    try {
+      content = readFileSync(file, 'utf8');
+    } catch {
+      throw new ConfigError(`${fileVar} must name a readable file.`);
+    }
+    const value = content.replace(/\r?\n$/, '');
+    return value === '' ? undefined : value;
+  }
+  return direct === '' ? undefined : direct;
+}
+
+export function integerVar(env: Env, name: EnvVarName, def: number, min: number, max: number): number {
+  const raw = readVar(env, name)?.trim();
+  if (raw === undefined) return def;
+  if (!/^-?\d+$/.test(raw)) throw new ConfigError(`${name} must be an integer from ${min} to ${max}.`);
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}.`);
+  }
+  return value;
+}
+
+export function booleanVar(env: Env, name: EnvVarName, def: boolean): boolean {
+  const raw = readVar(env, name)?.trim().toLowerCase();
+  if (raw === undefined) return def;
+  if (['true', '1', 'yes', 'on'].includes(raw)) return true;
+  if (['false', '0', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be true or false.`);
+}
+
+export function enumVar<const T extends string>(env: Env, name: EnvVarName, values: readonly T[], def: T): T {
+  const raw = readVar(env, name)?.trim().toLowerCase();
+  if (raw === undefined) return def;
+  const found = values.find((v) => v === raw);
+  if (found === undefined) throw new ConfigError(`${name} must be one of ${values.join(', ')}.`);
+  return found;
+}

@@ -1,0 +1,42 @@
+import { Module, type OnApplicationBootstrap } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { APP_CONFIG, type AppConfig } from '../config';
+import { buildDataSourceOptions } from './database-options';
+import { DatabaseHealthIndicator } from './database.health';
+import { ENTITIES } from './entities';
+import { openDataSource } from './open-data-source';
+import { PlatformSettingsRepository } from './platform-settings.repository';
+
+/**
+ * The TypeORM DataSource (SQLite by default, PostgreSQL by URL), migrated at start. @nestjs/typeorm destroys
+ * it in `onApplicationShutdown`, after the HTTP server has closed and buffers were flushed in
+ * `beforeApplicationShutdown`.
+ */
+@Module({
+  imports: [
+    TypeOrmModule.forRootAsync({
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => ({
+        ...buildDataSourceOptions(config.database),
+        retryAttempts: 3,
+        retryDelay: 2000,
+      }),
+      dataSourceFactory: async (options) => {
+        if (options === undefined) throw new Error('Database options are missing.');
+        return openDataSource(options);
+      },
+    }),
+    TypeOrmModule.forFeature(ENTITIES),
+    TerminusModule,
+  ],
+  providers: [PlatformSettingsRepository, DatabaseHealthIndicator],
+  exports: [PlatformSettingsRepository, DatabaseHealthIndicator],
+})
+export class DatabaseModule implements OnApplicationBootstrap {
+  constructor(private readonly settings: PlatformSettingsRepository) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.settings.setIfAbsent('installed_at', new Date().toISOString());
+  }
+}

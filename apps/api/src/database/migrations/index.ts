@@ -1,0 +1,4 @@
+import { CreatePlatformSettings1764000000000 } from './1764000000000-create-platform-settings';
+
+/** Every migration, oldest first. Listed as classes (not globs) so they load the same from ts and dist. */
+export const MIGRATIONS = [CreatePlatformSettings1764000000000];

@@ -1,0 +1,60 @@
+import { Controller, Get, HttpCode, Inject } from '@nestjs/common';
+import { HealthCheckService, type HealthCheckResult } from '@nestjs/terminus';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { performance } from 'node:perf_hooks';
+import { APP_CONFIG, type AppConfig } from '../config';
+import { DatabaseHealthIndicator } from '../database/database.health';
+import { AppError } from '../errors/app-error';
+import { ErrorEnvelopeSchema } from '../errors/error.schema';
+import { LifecycleHealthIndicator } from '../lifecycle/lifecycle.health';
+import { type Liveness, LivenessSchema, type Readiness, ReadinessSchema } from './health.schemas';
+
+@ApiTags('health')
+@Controller('health')
+export class HealthController {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly health: HealthCheckService,
+    private readonly lifecycle: LifecycleHealthIndicator,
+    private readonly database: DatabaseHealthIndicator,
+  ) {}
+
+  /** Liveness: the process answers. Depends on nothing, and stays 200 while draining (a restart would cut requests). */
+  @Get()
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Liveness (public)' })
+  @ApiOkResponse({ standardSchema: LivenessSchema })
+  live(): Liveness {
+    return {
+      status: 'ok',
+      timestamp: new Date().toISOString(),
+      uptime_seconds: Math.round(performance.now()) / 1000,
+      version: this.config.version,
+    };
+  }
+
+  /** Readiness: 503 while starting, from the first shutdown signal on, or when the database is unreachable. */
+  @Get('ready')
+  @ApiOperation({ summary: 'Readiness (public)' })
+  @ApiOkResponse({ standardSchema: ReadinessSchema })
+  @ApiServiceUnavailableResponse({ standardSchema: ErrorEnvelopeSchema, description: 'code not_ready' })
+  async ready(): Promise<Readiness> {
+    let result: HealthCheckResult;
+    try {
+      result = await this.health.check([
+        () => this.lifecycle.check('lifecycle'),
+        () => this.database.check('database'),
+      ]);
+    } catch (error) {
+      const details = (error as { response?: HealthCheckResult }).response?.details;
+      const failing = Object.entries(details ?? {})
+        .filter(([, v]) => v.status !== 'up')
+        .map(([k]) => k);
+      throw new AppError('not_ready', `Not ready: ${failing.join(', ') || 'health check failed'}.`, {
+        details: { checks: details ?? {} },
+        component: 'health',
+      });
+    }
+    return { status: 'ok', checks: result.details };
+  }
+}

@@ -1,0 +1,11 @@
+import { Module } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
+import { DatabaseModule } from '../database/database.module';
+import { HealthController } from './health.controller';
+
+/** Terminus controllers composing the indicators that live next to what they watch. */
+@Module({
+  imports: [TerminusModule.forRoot({ logger: false }), DatabaseModule],
+  controllers: [HealthController],
+})
+export class HealthModule {}

@@ -1,0 +1,39 @@
+import { type DynamicModule, Global, Module } from '@nestjs/common';
+import { LoggerModule } from 'nestjs-pino';
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import { requestIdOf, resolveRequestId } from '../http/request-id';
+import { AppLogger } from './app-logger';
+import { ROOT_LOGGER } from './logging.constants';
+
+/**
+ * nestjs-pino for Nest's logger and for `PinoLogger` in services, whose lines carry the `request_id` of the
+ * request they run in. Its per-request logging is off: the access line is written by the request-context
+ * middleware, which runs before body parsing and so also sees requests that fail there.
+ */
+@Global()
+@Module({})
+export class LoggingModule {
+  static forRoot(logger: Logger): DynamicModule {
+    return {
+      module: LoggingModule,
+      imports: [
+        LoggerModule.forRoot({
+          pinoHttp: {
+            logger,
+            autoLogging: false,
+            quietReqLogger: true,
+            quietResLogger: true,
+            customAttributeKeys: { reqId: 'request_id' },
+            genReqId: (req: IncomingMessage) => requestIdOf(req) || resolveRequestId(undefined),
+            // No request object in any binding: headers, query strings and bodies never reach a log line.
+            wrapSerializers: false,
+            serializers: { req: () => undefined, res: () => undefined },
+          },
+        }),
+      ],
+      providers: [{ provide: ROOT_LOGGER, useValue: logger }, AppLogger],
+      exports: [ROOT_LOGGER, AppLogger],
+    };
+  }
+}

@@ -1,0 +1,34 @@
+// Jest runs TypeScript through @swc/jest (ts-jest cannot load the ESM-only @nestjs 12 packages on Node 20);
+// types are checked separately by `tsc --noEmit`.
+const fs = require('node:fs');
+
+const swcConfig = JSON.parse(fs.readFileSync(`${__dirname}/.swcrc`, 'utf8'));
+delete swcConfig.$schema;
+
+const shared = {
+  rootDir: __dirname,
+  testEnvironment: 'node',
+  transform: { '^.+\\.(t|j)s$': ['@swc/jest', { ...swcConfig, swcrc: false }] },
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs)/)'],
+  moduleFileExtensions: ['ts', 'js', 'json'],
+  // One line per lib alias, as in tsconfig.json's `paths`.
+  moduleNameMapper: {
+    '^@app/monitoring$': '<rootDir>/libs/monitoring/src',
+  },
+};
+
+module.exports = {
+  projects: [
+    {
+      ...shared,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/apps/**/src/**/*.spec.ts', '<rootDir>/libs/**/src/**/*.spec.ts'],
+    },
+    {
+      ...shared,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/apps/**/test/**/*.e2e-spec.ts'],
+      testTimeout: 60000,
+    },
+  ],
+};

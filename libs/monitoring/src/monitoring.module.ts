@@ -1,0 +1,42 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { PrometheusModule } from '@willsoto/nestjs-prometheus';
+import { ComponentHealth } from './component-health.service';
+import { ErrorRecorder } from './error-recorder.service';
+import { HttpMetricsMiddleware } from './http-metrics.middleware';
+import { MetricsAccessGuard } from './metrics-access.guard';
+import { MetricsController } from './metrics.controller';
+import { RouteResolver } from './route-label';
+import { monitoringMetricProviders } from './monitoring.metrics';
+import { METRICS_PATH, MONITORING_OPTIONS, type MonitoringModuleOptions } from './monitoring.options';
+
+/**
+ * Owns the process-wide Prometheus registry (prom-client's default registry, through
+ * @willsoto/nestjs-prometheus), serves it at `/monitoring/metrics`, and records the cross-cutting metrics.
+ * Global, so feature modules can inject {@link ComponentHealth} and {@link ErrorRecorder}.
+ */
+@Module({})
+export class MonitoringModule {
+  static forRoot(options: MonitoringModuleOptions): DynamicModule {
+    return {
+      module: MonitoringModule,
+      global: true,
+      imports: [
+        PrometheusModule.register({
+          path: METRICS_PATH,
+          controller: MetricsController,
+          defaultMetrics: { enabled: options.defaultMetrics ?? true },
+        }),
+      ],
+      providers: [
+        { provide: MONITORING_OPTIONS, useValue: options },
+        ...monitoringMetricProviders,
+        ComponentHealth,
+        ErrorRecorder,
+        HttpMetricsMiddleware,
+        MetricsAccessGuard,
+        RouteResolver,
+      ],
+      exports: [MONITORING_OPTIONS, ComponentHealth, ErrorRecorder, HttpMetricsMiddleware, RouteResolver],
+    };
+  }
+}
