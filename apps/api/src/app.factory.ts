@@ -2,6 +2,7 @@ import type { ModuleMetadata } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { HttpMetricsMiddleware, RouteResolver } from '@app/monitoring';
+import { PinoLogger } from 'nestjs-pino';
 import type { DestinationStream, Logger } from 'pino';
 import { AppModule } from './app.module';
 import type { AppConfig } from './config';
@@ -43,7 +44,7 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
   const metrics = app.get(HttpMetricsMiddleware);
   const routes = app.get(RouteResolver);
   if (metrics.enabled) app.use(metrics.handle);
-  app.use(requestContextMiddleware(app.get(LifecycleService), routes, logger));
+  app.use(requestContextMiddleware(app.get(LifecycleService), routes, logger, await app.resolve(PinoLogger)));
   for (const middleware of jsonBodyMiddleware(config.http.bodyLimitBytes)) app.use(middleware);
   setupOpenApi(app, config);
 

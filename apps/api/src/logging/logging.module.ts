@@ -8,8 +8,9 @@ import { ROOT_LOGGER } from './logging.constants';
 
 /**
  * nestjs-pino for Nest's logger and for `PinoLogger` in services, whose lines carry the `request_id` of the
- * request they run in. Its per-request logging is off: the access line is written by the request-context
- * middleware, which runs before body parsing and so also sees requests that fail there.
+ * request they run in. Its own middleware is not mounted (a catch-all route would hide which route served
+ * a request): the request-context middleware opens the logging context, and writes the access line, before
+ * body parsing, so it also sees requests that fail there.
  */
 @Global()
 @Module({})
@@ -19,6 +20,7 @@ export class LoggingModule {
       module: LoggingModule,
       imports: [
         LoggerModule.forRoot({
+          forRoutes: [],
           pinoHttp: {
             logger,
             autoLogging: false,
