@@ -66,7 +66,10 @@ describe('health, readiness and API documentation', () => {
     const body = res.json() as { error: { code: string; message: string; details: { checks: unknown } } };
     expect(body.error.code).toBe('not_ready');
     expect(body.error.message).toContain('database');
-    expect(body.error.details.checks).toMatchObject({ database: { status: 'down' }, lifecycle: { status: 'up' } });
+    expect(body.error.details.checks).toMatchObject({
+      database: { status: 'down' },
+      lifecycle: { status: 'up' },
+    });
   });
 
   it('GET /openapi.json documents every route with its schemas, and GET /docs serves the browsable page', async () => {

@@ -72,7 +72,10 @@ describe('HTTP pipeline: request ids, errors, body parsing, access log', () => {
       expect(parsed.headers['x-request-id']).toMatch(UUID);
 
       const injected = parseRawResponse(
-        await rawHttp(t.url, 'GET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\r\nSet-Cookie: x\r\nConnection: close\r\n\r\n'),
+        await rawHttp(
+          t.url,
+          'GET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\r\nSet-Cookie: x\r\nConnection: close\r\n\r\n',
+        ),
       );
       expect(injected.status).toBe(200);
       expect(injected.headers['set-cookie']).toBeUndefined();
@@ -107,7 +110,11 @@ describe('HTTP pipeline: request ids, errors, body parsing, access log', () => {
     });
 
     it('400 invalid_json for a JSON scalar body (strict mode)', async () => {
-      const res = await t.fetch('/probe/echo', { method: 'POST', headers: JSON_HEADERS, body: '"just a string"' });
+      const res = await t.fetch('/probe/echo', {
+        method: 'POST',
+        headers: JSON_HEADERS,
+        body: '"just a string"',
+      });
       expect(res.status).toBe(400);
       expect(expectEnvelope(res).code).toBe('invalid_json');
     });
@@ -154,7 +161,10 @@ describe('HTTP pipeline: request ids, errors, body parsing, access log', () => {
         expect(expectEnvelope(res).code).toBe('unsupported_media_type');
       }
       const noType = parseRawResponse(
-        await rawHttp(t.url, 'POST /probe/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}'),
+        await rawHttp(
+          t.url,
+          'POST /probe/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}',
+        ),
       );
       expect(noType.status).toBe(415);
     });
@@ -194,10 +204,22 @@ describe('HTTP pipeline: request ids, errors, body parsing, access log', () => {
 
     it.each([
       ['top-level __proto__', '{"__proto__":{"polluted":1},"name":"x","count":1}', '__proto__'],
-      ['nested __proto__', '{"name":"x","count":1,"options":{"__proto__":{"polluted":1}}}', 'options.__proto__'],
+      [
+        'nested __proto__',
+        '{"name":"x","count":1,"options":{"__proto__":{"polluted":1}}}',
+        'options.__proto__',
+      ],
       ['escaped __proto__', '{"name":"x","count":1,"\\u005f_proto__":{"polluted":1}}', '__proto__'],
-      ['constructor.prototype', '{"name":"x","count":1,"constructor":{"prototype":{"polluted":1}}}', 'constructor'],
-      ['__proto__ in an array', '{"name":"x","count":1,"items":[1,{"__proto__":{"polluted":1}}]}', 'items[1].__proto__'],
+      [
+        'constructor.prototype',
+        '{"name":"x","count":1,"constructor":{"prototype":{"polluted":1}}}',
+        'constructor',
+      ],
+      [
+        '__proto__ in an array',
+        '{"name":"x","count":1,"items":[1,{"__proto__":{"polluted":1}}]}',
+        'items[1].__proto__',
+      ],
     ])('400 for %s, and nothing is polluted', async (_name, body, path) => {
       const res = await t.fetch('/probe/echo', { method: 'POST', headers: JSON_HEADERS, body });
       expect(res.status).toBe(400);
@@ -232,7 +254,8 @@ describe('HTTP pipeline: request ids, errors, body parsing, access log', () => {
       expect(JSON.stringify(errorLines[0])).toContain('exploded');
 
       const after = await scrape(t);
-      const exceptions = (s: typeof after) => sampleValue(s, 'vla_exceptions_total', { exception_type: 'Error' }) ?? 0;
+      const exceptions = (s: typeof after) =>
+        sampleValue(s, 'vla_exceptions_total', { exception_type: 'Error' }) ?? 0;
       const errors = (s: typeof after) =>
         sampleValue(s, 'vla_errors_total', { type: 'internal_error', component: 'api' }) ?? 0;
       expect(exceptions(after) - exceptions(before)).toBe(1);
@@ -249,7 +272,11 @@ describe('HTTP pipeline: request ids, errors, body parsing, access log', () => {
         headers: { ...JSON_HEADERS, 'x-request-id': ids[1] },
         body: '{"name":"x","count":1}',
       });
-      await t.fetch('/probe/echo', { method: 'POST', headers: { ...JSON_HEADERS, 'x-request-id': ids[2] }, body: '{' });
+      await t.fetch('/probe/echo', {
+        method: 'POST',
+        headers: { ...JSON_HEADERS, 'x-request-id': ids[2] },
+        body: '{',
+      });
       const lines = t.logs.accessLines().filter((l) => ids.includes(l.request_id as string));
       expect(lines).toHaveLength(3);
       expect(lines.map(({ method, route, status }) => ({ method, route, status }))).toEqual([
@@ -265,7 +292,12 @@ describe('HTTP pipeline: request ids, errors, body parsing, access log', () => {
     });
 
     it('never logs credentials, query strings or bodies, and injected text stays inside a field', async () => {
-      const secrets = ['Bearer-secret-token-value-1', 'api-key-secret-value-2', 'admin-token-secret-3', 'query-secret-4'];
+      const secrets = [
+        'Bearer-secret-token-value-1',
+        'api-key-secret-value-2',
+        'admin-token-secret-3',
+        'query-secret-4',
+      ];
       const before = t.logs.lines.length;
       await t.fetch(`/probe/items/1?api_key=${secrets[3]}`, {
         headers: {
@@ -290,7 +322,9 @@ describe('HTTP pipeline: request ids, errors, body parsing, access log', () => {
     });
 
     it('logs the listening line once at start', () => {
-      const listening = t.logs.records().filter((r) => typeof r.msg === 'string' && r.msg.startsWith('listening on'));
+      const listening = t.logs
+        .records()
+        .filter((r) => typeof r.msg === 'string' && r.msg.startsWith('listening on'));
       expect(listening).toHaveLength(1);
       expect(listening[0]).toMatchObject({ url: t.url, database: 'sqlite' });
     });

@@ -29,9 +29,10 @@ describe('/monitoring/metrics protection', () => {
       expect(body.error.message).toContain('METRICS_PUBLIC=true');
       expect(body.error.request_id).toBe(res.headers['x-request-id']);
       // Even a guessed token gets nothing when none is configured.
-      expect((await t.fetch('/monitoring/metrics', { headers: { authorization: 'Bearer ' + 'x'.repeat(32) } })).status).toBe(
-        401,
-      );
+      expect(
+        (await t.fetch('/monitoring/metrics', { headers: { authorization: 'Bearer ' + 'x'.repeat(32) } }))
+          .status,
+      ).toBe(401);
     } finally {
       await t.close();
     }
@@ -75,7 +76,9 @@ describe('/monitoring/metrics protection', () => {
       ];
       const bodies = new Set<string>();
       for (const headers of attempts) {
-        const res = await t.fetch('/monitoring/metrics', { headers: { ...headers, 'x-request-id': 'same-id' } });
+        const res = await t.fetch('/monitoring/metrics', {
+          headers: { ...headers, 'x-request-id': 'same-id' },
+        });
         expect(res.status).toBe(401);
         expect(res.headers['www-authenticate']).toBe('Bearer');
         bodies.add(res.text);
@@ -90,7 +93,11 @@ describe('/monitoring/metrics protection', () => {
       await t.fetch('/probe/items/abc-123');
       await t.fetch('/probe/items/def-456');
       await t.fetch('/random-path-9f8e7d/xyz');
-      await t.fetch('/probe/echo', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{' });
+      await t.fetch('/probe/echo', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{',
+      });
       const after = (await scrape(t)).samples;
       const delta = (labels: Record<string, string>) => requests(after, labels) - requests(before, labels);
 
@@ -108,9 +115,15 @@ describe('/monitoring/metrics protection', () => {
         route: '/probe/items/:id',
       });
       expect(durationCount).toBe(2);
-      const responseBytes = sampleValue(after, 'vla_http_response_size_bytes_sum', { method: 'GET', route: '/health' });
+      const responseBytes = sampleValue(after, 'vla_http_response_size_bytes_sum', {
+        method: 'GET',
+        route: '/health',
+      });
       expect(responseBytes).toBeGreaterThan(50);
-      const requestBytes = sampleValue(after, 'vla_http_request_size_bytes_sum', { method: 'POST', route: '/probe/echo' });
+      const requestBytes = sampleValue(after, 'vla_http_request_size_bytes_sum', {
+        method: 'POST',
+        route: '/probe/echo',
+      });
       expect(requestBytes).toBe(1);
       // The scrape itself is in flight while it renders.
       expect(sampleValue(after, 'vla_http_connections_active')).toBe(1);
@@ -118,9 +131,12 @@ describe('/monitoring/metrics protection', () => {
 
     it('exports application info, uptime, component health and the process metrics', async () => {
       const { samples } = await scrape(t);
-      expect(sampleValue(samples, 'vla_application_info', { version: '0.0.0-test', node_version: process.versions.node })).toBe(
-        1,
-      );
+      expect(
+        sampleValue(samples, 'vla_application_info', {
+          version: '0.0.0-test',
+          node_version: process.versions.node,
+        }),
+      ).toBe(1);
       expect(sampleValue(samples, 'vla_application_uptime_seconds')).toBeGreaterThan(0);
       expect(sampleValue(samples, 'vla_application_health', { component: 'database' })).toBe(1);
       expect(findSamples(samples, 'process_cpu_user_seconds_total')).toHaveLength(1);
@@ -141,9 +157,12 @@ describe('/monitoring/metrics protection', () => {
       await t.fetch('/health');
       const { samples } = await scrape(t);
       expect(findSamples(samples, 'vla_http_requests_total')).toHaveLength(0);
-      expect(sampleValue(samples, 'vla_application_info', { version: '0.0.0-test', node_version: process.versions.node })).toBe(
-        1,
-      );
+      expect(
+        sampleValue(samples, 'vla_application_info', {
+          version: '0.0.0-test',
+          node_version: process.versions.node,
+        }),
+      ).toBe(1);
     } finally {
       await t.close();
     }

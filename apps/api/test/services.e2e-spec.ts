@@ -55,7 +55,9 @@ describePg(`PostgreSQL (DATABASE_URL_TEST${pgUrl === undefined ? ' unset: set it
       .get(DataSource)
       .query(`SELECT key FROM "${schema}".platform_settings ORDER BY key`);
     expect(rows.map((r) => r.key)).toEqual(['installed_at']);
-    const migrations: { name: string }[] = await t.app.get(DataSource).query(`SELECT name FROM "${schema}".migrations`);
+    const migrations: { name: string }[] = await t.app
+      .get(DataSource)
+      .query(`SELECT name FROM "${schema}".migrations`);
     expect(migrations.map((m) => m.name)).toEqual(['CreatePlatformSettings1764000000000']);
     expect(await componentHealth(t, 'database')).toBe(1);
   });
@@ -71,7 +73,11 @@ const describeRedis = redisUrl === undefined ? describe.skip : describe;
 
 describeRedis(`Redis (REDIS_URL_TEST${redisUrl === undefined ? ' unset: set it to run' : ''})`, () => {
   it('the configured Redis is reachable (a set variable that does not answer fails the run)', async () => {
-    const client = new Redis(redisUrl!, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const client = new Redis(redisUrl!, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     try {
       await client.connect();
       expect(await client.ping()).toBe('PONG');
@@ -99,9 +105,13 @@ describe('a Redis of our own that dies (never the shared one)', () => {
   it('the API keeps serving and reports redis 0, then 1 again after a restart on the same port', async () => {
     const port = await freePort();
     const startRedis = () =>
-      spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-        stdio: 'ignore',
-      });
+      spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        {
+          stdio: 'ignore',
+        },
+      );
     redis = startRedis();
     const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 50 });
     await eventually(async () => {

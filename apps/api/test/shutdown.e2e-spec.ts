@@ -2,11 +2,16 @@ import { request } from 'undici';
 import { ChildServer } from './support/child-server';
 
 const PROBE_SERVER = 'apps/api/test/support/serve-with-probes.ts';
-const byMsg = (prefix: string) => (r: Record<string, unknown>) => typeof r.msg === 'string' && r.msg.startsWith(prefix);
+const byMsg = (prefix: string) => (r: Record<string, unknown>) =>
+  typeof r.msg === 'string' && r.msg.startsWith(prefix);
 
 async function get(url: string): Promise<{ status: number; body: string; connection?: string }> {
   const res = await request(url, { reset: true });
-  return { status: res.statusCode, body: await res.body.text(), connection: res.headers.connection as string };
+  return {
+    status: res.statusCode,
+    body: await res.body.text(),
+    connection: res.headers.connection as string,
+  };
 }
 
 /** Polls `probe` until it returns true, failing after a generous ceiling (no timing assertion). */
@@ -26,7 +31,10 @@ describe('graceful shutdown (real process, real signals)', () => {
   });
 
   it('SIGTERM during a slow request: readiness 503 at once, liveness 200, the request completes, exit 0', async () => {
-    server = ChildServer.spawn(PROBE_SERVER, { SHUTDOWN_DRAIN_DELAY_MS: '1500', SHUTDOWN_TIMEOUT_MS: '20000' });
+    server = ChildServer.spawn(PROBE_SERVER, {
+      SHUTDOWN_DRAIN_DELAY_MS: '1500',
+      SHUTDOWN_TIMEOUT_MS: '20000',
+    });
     const url = await server.waitUntilListening();
     expect((await get(`${url}/health/ready`)).status).toBe(200);
 
@@ -66,7 +74,9 @@ describe('graceful shutdown (real process, real signals)', () => {
     const slowLine = server.records().find((r) => r.msg === 'request completed' && r.route === '/probe/slow');
     expect(slowLine).toMatchObject({ status: 200 });
     // The slow request finished before the resources closed.
-    expect(messages.indexOf('request completed', messages.indexOf('slow request started'))).toBeLessThan(order[2]);
+    expect(messages.indexOf('request completed', messages.indexOf('slow request started'))).toBeLessThan(
+      order[2],
+    );
   });
 
   it('a request longer than SHUTDOWN_TIMEOUT_MS is cut and the exit code says work was abandoned', async () => {

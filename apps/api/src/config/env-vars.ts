@@ -14,7 +14,11 @@ export interface EnvVarSpec {
 }
 
 export const ENV_VARS = [
-  { name: 'PORT', default: '8000', description: 'TCP port the API listens on (0-65535; 0 picks a free port).' },
+  {
+    name: 'PORT',
+    default: '8000',
+    description: 'TCP port the API listens on (0-65535; 0 picks a free port).',
+  },
   { name: 'HOST', default: '0.0.0.0', description: 'Address the API binds to.' },
   {
     name: 'DATABASE_URL',

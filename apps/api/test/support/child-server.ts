@@ -52,7 +52,10 @@ export class ChildServer {
   }
 
   /** Resolves with the first log record satisfying `predicate`; rejects if the process exits first. */
-  async waitForLog(predicate: (r: Record<string, unknown>) => boolean, ceilingMs = 30_000): Promise<Record<string, unknown>> {
+  async waitForLog(
+    predicate: (r: Record<string, unknown>) => boolean,
+    ceilingMs = 30_000,
+  ): Promise<Record<string, unknown>> {
     const deadline = Date.now() + ceilingMs;
     let exited = false;
     void this.exited.then(() => (exited = true));

@@ -35,7 +35,9 @@ export class ProbeController {
   }
 
   @Get('slow')
-  async slow(@Query({ schema: SleepQuery }) query: z.infer<typeof SleepQuery>): Promise<{ slept_ms: number }> {
+  async slow(
+    @Query({ schema: SleepQuery }) query: z.infer<typeof SleepQuery>,
+  ): Promise<{ slept_ms: number }> {
     this.logger.info({ ms: query.ms }, 'slow request started');
     await sleep(query.ms);
     return { slept_ms: query.ms };

@@ -25,8 +25,14 @@ export function parsePrometheusText(text: string): Sample[] {
 }
 
 /** Samples named `name` whose labels include every pair of `labels`. */
-export function findSamples(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): Sample[] {
-  return samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+export function findSamples(
+  samples: readonly Sample[],
+  name: string,
+  labels: Record<string, string> = {},
+): Sample[] {
+  return samples.filter(
+    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
 }
 
 /** The value of the one sample matching, or undefined. */

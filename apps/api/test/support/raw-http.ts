@@ -13,7 +13,11 @@ export function rawHttp(url: string, raw: string | Buffer): Promise<string> {
 }
 
 /** Splits a raw HTTP/1.1 response into status, headers (lower-case names; repeated ones joined) and body. */
-export function parseRawResponse(text: string): { status: number; headers: Record<string, string>; body: string } {
+export function parseRawResponse(text: string): {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+} {
   const end = text.indexOf('\r\n\r\n');
   const head = text.slice(0, end).split('\r\n');
   const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head[0] ?? '')?.[1]);

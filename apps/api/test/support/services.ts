@@ -8,7 +8,8 @@ export function postgresTestUrl(): string | undefined {
   const url = process.env.DATABASE_URL_TEST;
   if (url === undefined || url === '') return undefined;
   const name = decodeURIComponent(new URL(url).pathname.slice(1));
-  if (!name.includes('test')) throw new Error('DATABASE_URL_TEST must name a database whose name contains "test".');
+  if (!name.includes('test'))
+    throw new Error('DATABASE_URL_TEST must name a database whose name contains "test".');
   return url;
 }
 

@@ -30,7 +30,13 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   register.clear();
   const dir = mkdtempSync(join(tmpdir(), 'vla-e2e-'));
   const config = loadConfig(
-    { PORT: '0', HOST: '127.0.0.1', DATABASE_URL: `sqlite:${join(dir, 'platform.sqlite')}`, LOG_LEVEL: 'info', ...env },
+    {
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATABASE_URL: `sqlite:${join(dir, 'platform.sqlite')}`,
+      LOG_LEVEL: 'info',
+      ...env,
+    },
     { version: '0.0.0-test' },
   );
   const logs = new LogCapture();
