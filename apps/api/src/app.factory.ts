@@ -9,7 +9,7 @@ import type { AppConfig } from './config';
 import { jsonBodyMiddleware } from './http/json-body.middleware';
 import { requestContextMiddleware } from './http/request-context.middleware';
 import { LifecycleService } from './lifecycle/lifecycle.service';
-import { AppLogger } from './logging/app-logger';
+import { PinoNestLogger } from './logging/nest-logger';
 import { createRootLogger } from './logging/root-logger';
 import { setupOpenApi } from './openapi';
 
@@ -34,9 +34,8 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
   const logger = createRootLogger(config.log.level, options.logDestination);
   const app = await NestFactory.create<NestExpressApplication>(
     AppModule.forRoot(config, logger, options.imports),
-    { bodyParser: false, bufferLogs: true, abortOnError: false },
+    { bodyParser: false, logger: new PinoNestLogger(logger), abortOnError: false },
   );
-  app.useLogger(app.get(AppLogger));
   app.disable('x-powered-by');
   // JSON API responses are not cached by clients: skip hashing every body for an ETag.
   app.set('etag', false);

@@ -59,7 +59,11 @@ describe('/monitoring/metrics protection', () => {
     });
 
     it('accepts Authorization: Bearer and X-Admin-Token, as text/plain version 0.0.4', async () => {
-      for (const headers of [{ authorization: `Bearer ${TOKEN}` }, { 'x-admin-token': TOKEN }]) {
+      const ways: Record<string, string>[] = [
+        { authorization: `Bearer ${TOKEN}` },
+        { 'x-admin-token': TOKEN },
+      ];
+      for (const headers of ways) {
         const res = await t.fetch('/monitoring/metrics', { headers });
         expect(res.status).toBe(200);
         expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
@@ -67,7 +71,7 @@ describe('/monitoring/metrics protection', () => {
     });
 
     it('refuses a missing, a wrong same-length and a wrong other-length token with identical bodies', async () => {
-      const attempts = [
+      const attempts: Record<string, string>[] = [
         {},
         { authorization: `Bearer ${TOKEN.slice(0, -1)}X` },
         { authorization: 'Bearer short' },

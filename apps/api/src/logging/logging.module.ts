@@ -3,7 +3,6 @@ import { LoggerModule } from 'nestjs-pino';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { requestIdOf, resolveRequestId } from '../http/request-id';
-import { AppLogger } from './app-logger';
 import { ROOT_LOGGER } from './logging.constants';
 
 /**
@@ -34,8 +33,8 @@ export class LoggingModule {
           },
         }),
       ],
-      providers: [{ provide: ROOT_LOGGER, useValue: logger }, AppLogger],
-      exports: [ROOT_LOGGER, AppLogger],
+      providers: [{ provide: ROOT_LOGGER, useValue: logger }],
+      exports: [ROOT_LOGGER],
     };
   }
 }
