@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
+import { eventually } from './support/eventually';
 import { parsePrometheusText, sampleValue } from './support/prom-text';
 import { postgresTestUrl, redisTestUrl, uniqueSchema } from './support/services';
 import { startTestApp, type TestApp } from './support/test-app';
@@ -11,14 +12,6 @@ const TOKEN = 'services-e2e-metrics-token-01';
 async function componentHealth(t: TestApp, component: string): Promise<number | undefined> {
   const res = await t.fetch('/monitoring/metrics', { headers: { authorization: `Bearer ${TOKEN}` } });
   return sampleValue(parsePrometheusText(res.text), 'vla_application_health', { component });
-}
-
-async function eventually(probe: () => Promise<boolean>, ceilingMs = 15_000): Promise<void> {
-  const deadline = Date.now() + ceilingMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error('condition not met within the ceiling');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 function freePort(): Promise<number> {

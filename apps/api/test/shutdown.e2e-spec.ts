@@ -1,5 +1,6 @@
 import { request } from 'undici';
 import { ChildServer } from './support/child-server';
+import { eventually } from './support/eventually';
 
 const PROBE_SERVER = 'apps/api/test/support/serve-with-probes.ts';
 const byMsg = (prefix: string) => (r: Record<string, unknown>) =>
@@ -12,15 +13,6 @@ async function get(url: string): Promise<{ status: number; body: string; connect
     body: await res.body.text(),
     connection: res.headers.connection as string,
   };
-}
-
-/** Polls `probe` until it returns true, failing after a generous ceiling (no timing assertion). */
-async function eventually(probe: () => Promise<boolean>, ceilingMs = 15_000): Promise<void> {
-  const deadline = Date.now() + ceilingMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error('condition not met within the ceiling');
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe('graceful shutdown (real process, real signals)', () => {

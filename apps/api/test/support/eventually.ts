@@ -1,0 +1,15 @@
+/**
+ * Polls `probe` until it returns true, failing after a generous ceiling: how tests wait for recovery
+ * without sleeping a fixed time or asserting on timings.
+ */
+export async function eventually(
+  probe: () => Promise<boolean>,
+  ceilingMs = 15_000,
+  intervalMs = 25,
+): Promise<void> {
+  const deadline = Date.now() + ceilingMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ceilingMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
