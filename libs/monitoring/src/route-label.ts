@@ -51,8 +51,14 @@ export class RouteResolver {
   private match(method: string, path: string): string | undefined {
     const m = method.toLowerCase();
     for (const { layer, path: template, methods } of this.layers) {
-      if ((methods[m] || methods._all || (m === 'head' && methods.get)) && layer.match?.(path))
-        return template;
+      if (!(methods[m] || methods._all || (m === 'head' && methods.get))) continue;
+      try {
+        if (layer.match?.(path)) return template;
+      } catch {
+        // A `:param` with broken percent-encoding makes Express's matcher throw (the router answered 400);
+        // this runs in a `close` listener, where a throw would take the process down.
+        continue;
+      }
     }
     return undefined;
   }

@@ -85,7 +85,7 @@ function redisConfig(env: Env): AppConfig['redis'] {
   } catch {
     throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL.');
   }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+  if ((parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') {
     throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL.');
   }
   return { url };

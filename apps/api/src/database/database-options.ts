@@ -50,6 +50,11 @@ export function buildDataSourceOptions(config: DatabaseConfig): DataSourceOption
     applicationName: 'vla-platform',
     connectTimeoutMS: config.connectTimeoutMs,
     poolSize: config.poolSize,
-    extra: { max: config.poolSize, connectionTimeoutMillis: config.connectTimeoutMs },
+    extra: {
+      max: config.poolSize,
+      connectionTimeoutMillis: config.connectTimeoutMs,
+      // CURRENT_TIMESTAMP defaults must be UTC too, whatever the server's or role's TimeZone setting.
+      options: '-c TimeZone=UTC',
+    },
   };
 }

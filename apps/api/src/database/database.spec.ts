@@ -213,6 +213,23 @@ function testDatabaseUrl(url: string): string {
       },
     });
 
+    it('pins every session to UTC, so CURRENT_TIMESTAMP defaults are UTC whatever the server says', async () => {
+      const ds = await openDataSource(
+        buildDataSourceOptions({
+          type: 'postgres',
+          url: url ?? '',
+          schema,
+          poolSize: 1,
+          connectTimeoutMs: 5000,
+        }),
+      );
+      try {
+        expect(await ds.query<{ TimeZone: string }[]>('SHOW TimeZone')).toEqual([{ TimeZone: 'UTC' }]);
+      } finally {
+        await ds.destroy();
+      }
+    });
+
     it('keeps the platform tables out of the public schema', async () => {
       const client = new pg.Client({ connectionString: url });
       await client.connect();

@@ -73,7 +73,10 @@ export function toErrorResponse(exception: unknown): ErrorResponse {
           typeof e.details === 'object' && e.details !== null
             ? (e.details as Record<string, unknown>)
             : undefined,
-        retryAfterSeconds: typeof e.retryAfterSeconds === 'number' ? e.retryAfterSeconds : undefined,
+        retryAfterSeconds:
+          typeof e.retryAfterSeconds === 'number' && Number.isFinite(e.retryAfterSeconds)
+            ? e.retryAfterSeconds
+            : undefined,
         component: typeof e.component === 'string' ? e.component : 'api',
       });
     }

@@ -1,0 +1,533 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { type AppConfig, LOG_LEVELS, loadConfig } from './app-config';
+import { ConfigError, type Env, ENV_VARS } from './env-vars';
+
+const CWD = resolve('/srv/vla-platform');
+const PG_URL = 'postgres://app@db.internal:5432/platform';
+/** A password that must never show up in an error message. */
+const SECRET = 'hunter2-Pa55word';
+
+const load = (env: Env): AppConfig => loadConfig(env, { cwd: CWD, version: '1.2.3' });
+
+/** The ConfigError that `env` produces; fails the test if it loads or throws anything else. */
+function configError(env: Env): ConfigError {
+  try {
+    load(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(Object.keys(env))}`);
+}
+
+/** Asserts that `env` is refused with a message naming `name` and not carrying `hidden`. */
+function expectRefused(env: Env, name: string, hidden?: string): string {
+  const { message } = configError(env);
+  expect(message).toContain(name);
+  if (hidden !== undefined) expect(message).not.toContain(hidden);
+  return message;
+}
+
+let tmp: string;
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'vla-config-'));
+});
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+let fileCount = 0;
+function secretFile(content: string): string {
+  const file = join(tmp, `secret-${++fileCount}`);
+  writeFileSync(file, content, { mode: 0o600 });
+  return file;
+}
+
+/** The `<NAME>_FILE` behaviour every secret shares. */
+function describeSecretFile<T>(
+  name: string,
+  value: string,
+  read: (config: AppConfig) => T,
+  expected: T,
+): void {
+  const fileVar = `${name}_FILE`;
+
+  describe(fileVar, () => {
+    it('reads the value from the file, without its trailing newline', () => {
+      expect(read(load({ [fileVar]: secretFile(`${value}\n`) }))).toEqual(expected);
+      expect(read(load({ [fileVar]: secretFile(`${value}\r\n`) }))).toEqual(expected);
+      expect(read(load({ [fileVar]: secretFile(value) }))).toEqual(expected);
+    });
+
+    it(`takes the file when ${name} is set but empty`, () => {
+      expect(read(load({ [name]: '', [fileVar]: secretFile(`${value}\n`) }))).toEqual(expected);
+    });
+
+    it(`treats an empty file as ${name} unset`, () => {
+      expect(read(load({ [fileVar]: secretFile('') }))).toEqual(read(load({})));
+    });
+
+    it('refuses both set, naming both and echoing neither value', () => {
+      const message = expectRefused({ [name]: value, [fileVar]: secretFile(value) }, name, value);
+      expect(message).toContain(fileVar);
+    });
+
+    it(`refuses a file that cannot be read, naming ${fileVar}`, () => {
+      expectRefused({ [fileVar]: join(tmp, 'does-not-exist') }, fileVar);
+      const folder = join(tmp, `folder-${++fileCount}`);
+      mkdirSync(folder);
+      expectRefused({ [fileVar]: folder }, fileVar);
+    });
+  });
+}
+
+describe('loadConfig', () => {
+  it('applies every default to an empty environment', () => {
+    expect(load({})).toEqual({
+      version: '1.2.3',
+      http: { host: '0.0.0.0', port: 8000, bodyLimitBytes: 8 * 1024 * 1024, keepAliveTimeoutMs: 65_000 },
+      database: { type: 'sqlite', path: resolve(CWD, 'data/platform.sqlite') },
+      redis: null,
+      log: { level: 'info' },
+      metrics: { token: null, public: false, httpMetrics: true },
+      shutdown: { drainDelayMs: 0, timeoutMs: 10_000 },
+    });
+  });
+
+  it.each(ENV_VARS.map((v) => [v.name, v.default] as const))(
+    'applies the documented default of %s when it is unset',
+    (name, documented) => {
+      expect(load({ [name]: documented })).toEqual(load({}));
+    },
+  );
+
+  it('treats an empty value as unset', () => {
+    expect(load(Object.fromEntries(ENV_VARS.map((v) => [v.name, ''])))).toEqual(load({}));
+  });
+
+  it('reads `_FILE` only for secrets', () => {
+    expect(load({ PORT_FILE: secretFile('1234\n') }).http.port).toBe(8000);
+  });
+
+  it('reports the version it was given, 0.0.0 otherwise', () => {
+    expect(load({}).version).toBe('1.2.3');
+    expect(loadConfig({}, { cwd: CWD }).version).toBe('0.0.0');
+  });
+
+  it('returns a deeply frozen object', () => {
+    const config = load({ REDIS_URL: 'redis://cache:6379', METRICS_TOKEN: 'abcdefghijklmnopqrstuvwxyz' });
+    const unfrozen: string[] = [];
+    const walk = (value: object, path: string): void => {
+      if (!Object.isFrozen(value)) unfrozen.push(path);
+      for (const [key, child] of Object.entries(value)) {
+        if (child !== null && typeof child === 'object') walk(child as object, `${path}.${key}`);
+      }
+    };
+    walk(config, 'config');
+    expect(unfrozen).toEqual([]);
+    expect(() => {
+      (config.http as { port: number }).port = 1;
+    }).toThrow(TypeError);
+    expect(config.http.port).toBe(8000);
+  });
+
+  describe('README', () => {
+    const readmePath = resolve(__dirname, '../../../../README.md');
+    const readme = existsSync(readmePath) ? readFileSync(readmePath, 'utf8') : undefined;
+    const itWhenReadme = readme === undefined ? it.skip : it;
+
+    itWhenReadme(
+      readme === undefined
+        ? 'lists every variable once in its configuration table (SKIPPED: README.md does not exist yet)'
+        : 'lists every variable once in its configuration table',
+      () => {
+        // The first cell of a table row names the variable (`NAME` or `NAME` (or `NAME_FILE`)); a mention in
+        // another column, such as the endpoint list, does not count.
+        const firstCells = (readme ?? '')
+          .split('\n')
+          .filter((line) => line.trimStart().startsWith('|'))
+          .map((line) => line.split('|')[1] ?? '');
+        const rowsPerVariable = Object.fromEntries(
+          ENV_VARS.map((v) => [v.name, firstCells.filter((cell) => cell.includes(`\`${v.name}\``)).length]),
+        );
+        expect(rowsPerVariable).toEqual(Object.fromEntries(ENV_VARS.map((v) => [v.name, 1])));
+      },
+    );
+  });
+});
+
+describe('PORT', () => {
+  it('defaults to 8000', () => {
+    expect(load({}).http.port).toBe(8000);
+  });
+
+  it('accepts an integer port, surrounding spaces ignored', () => {
+    expect(load({ PORT: '3000' }).http.port).toBe(3000);
+    expect(load({ PORT: ' 65535 ' }).http.port).toBe(65535);
+  });
+
+  it.each(['http', '65536', '-80', '80.5', '8e3', '0x50', '99999999999999999999'])('refuses %j', (value) => {
+    expect(expectRefused({ PORT: value }, 'PORT', value)).toMatch(
+      /^PORT must be an integer from \d+ to 65535/,
+    );
+  });
+});
+
+describe('HOST', () => {
+  it('defaults to 0.0.0.0', () => {
+    expect(load({}).http.host).toBe('0.0.0.0');
+  });
+
+  it.each(['127.0.0.1', 'localhost', 'api.internal.example.com', '::1', '[::1]', 'my_host-1'])(
+    'accepts %j',
+    (host) => {
+      expect(load({ HOST: host }).http.host).toBe(host);
+    },
+  );
+
+  it.each(['exa mple.com', 'host/path', 'http://host', 'h'.repeat(254), 'ho$t'])('refuses %j', (value) => {
+    expect(expectRefused({ HOST: value }, 'HOST', value)).toBe('HOST must be a host name or an IP address.');
+  });
+});
+
+describe('DATABASE_URL', () => {
+  it('defaults to SQLite at data/platform.sqlite, resolved against the working directory', () => {
+    expect(load({}).database).toEqual({ type: 'sqlite', path: resolve(CWD, 'data/platform.sqlite') });
+  });
+
+  it('resolves a relative SQLite path against cwd', () => {
+    expect(load({ DATABASE_URL: 'sqlite:var/db/app.sqlite' }).database).toEqual({
+      type: 'sqlite',
+      path: join(CWD, 'var', 'db', 'app.sqlite'),
+    });
+    expect(loadConfig({ DATABASE_URL: 'sqlite:x.sqlite' }).database).toEqual({
+      type: 'sqlite',
+      path: resolve(process.cwd(), 'x.sqlite'),
+    });
+  });
+
+  it('keeps an absolute SQLite path, with or without `//`', () => {
+    expect(load({ DATABASE_URL: 'sqlite:/var/lib/vla/app.sqlite' }).database).toEqual({
+      type: 'sqlite',
+      path: '/var/lib/vla/app.sqlite',
+    });
+    expect(load({ DATABASE_URL: 'sqlite:///var/lib/vla/app.sqlite' }).database).toEqual({
+      type: 'sqlite',
+      path: '/var/lib/vla/app.sqlite',
+    });
+  });
+
+  it('accepts an in-memory SQLite database', () => {
+    expect(load({ DATABASE_URL: 'sqlite::memory:' }).database).toEqual({ type: 'sqlite', path: ':memory:' });
+  });
+
+  it.each(['postgres', 'postgresql'])('accepts a %s:// URL with the PostgreSQL defaults', (scheme) => {
+    const url = `${scheme}://app:${SECRET}@db.internal:5432/platform?sslmode=require`;
+    expect(load({ DATABASE_URL: url }).database).toEqual({
+      type: 'postgres',
+      url,
+      schema: 'public',
+      poolSize: 10,
+      connectTimeoutMs: 5000,
+    });
+  });
+
+  it.each([
+    `mysql://root:${SECRET}@db/platform`,
+    `postgres://app:${SECRET}@db:99999/platform`,
+    `postgres://app:${SECRET}@/platform`,
+    `postgres://app:${SECRET}@db:5432`,
+    `postgres://app:${SECRET}@db:5432/`,
+    SECRET,
+    'sqlite:',
+  ])('refuses %j without echoing it', (value) => {
+    expectRefused({ DATABASE_URL: value }, 'DATABASE_URL', SECRET);
+  });
+
+  it('refuses a malformed URL read from DATABASE_URL_FILE without echoing it', () => {
+    const file = secretFile(`postgres://app:${SECRET}@db:99999/platform\n`);
+    expectRefused({ DATABASE_URL_FILE: file }, 'DATABASE_URL', SECRET);
+  });
+
+  describeSecretFile(
+    'DATABASE_URL',
+    `postgres://app:${SECRET}@db.internal:5432/platform`,
+    (c) => c.database,
+    {
+      type: 'postgres',
+      url: `postgres://app:${SECRET}@db.internal:5432/platform`,
+      schema: 'public',
+      poolSize: 10,
+      connectTimeoutMs: 5000,
+    },
+  );
+});
+
+describe('DATABASE_SCHEMA', () => {
+  it('defaults to public', () => {
+    expect(load({ DATABASE_URL: PG_URL }).database).toMatchObject({ schema: 'public' });
+  });
+
+  it.each(['platform', 'tenant_data_2', '_private', 'a'.repeat(63)])('accepts %j', (schema) => {
+    expect(load({ DATABASE_URL: PG_URL, DATABASE_SCHEMA: schema }).database).toMatchObject({ schema });
+  });
+
+  it.each(['Platform', '2fast', 'my-schema', 'x";drop schema public', 'a'.repeat(64), 'café'])(
+    'refuses %j',
+    (value) => {
+      expectRefused({ DATABASE_URL: PG_URL, DATABASE_SCHEMA: value }, 'DATABASE_SCHEMA', value);
+    },
+  );
+});
+
+describe('DATABASE_POOL_SIZE', () => {
+  it('defaults to 10', () => {
+    expect(load({ DATABASE_URL: PG_URL }).database).toMatchObject({ poolSize: 10 });
+  });
+
+  it.each([
+    ['1', 1],
+    ['25', 25],
+    ['200', 200],
+  ])('accepts %j', (raw, poolSize) => {
+    expect(load({ DATABASE_URL: PG_URL, DATABASE_POOL_SIZE: raw }).database).toMatchObject({ poolSize });
+  });
+
+  it.each(['0', '201', 'ten', '2.5', '-3'])('refuses %j', (value) => {
+    expect(expectRefused({ DATABASE_URL: PG_URL, DATABASE_POOL_SIZE: value }, 'DATABASE_POOL_SIZE')).toBe(
+      'DATABASE_POOL_SIZE must be an integer from 1 to 200.',
+    );
+  });
+});
+
+describe('DATABASE_CONNECT_TIMEOUT_MS', () => {
+  it('defaults to 5000', () => {
+    expect(load({ DATABASE_URL: PG_URL }).database).toMatchObject({ connectTimeoutMs: 5000 });
+  });
+
+  it.each([
+    ['100', 100],
+    ['30000', 30_000],
+    ['600000', 600_000],
+  ])('accepts %j', (raw, connectTimeoutMs) => {
+    expect(load({ DATABASE_URL: PG_URL, DATABASE_CONNECT_TIMEOUT_MS: raw }).database).toMatchObject({
+      connectTimeoutMs,
+    });
+  });
+
+  it.each(['99', '600001', '5s', '-1'])('refuses %j', (value) => {
+    expectRefused(
+      { DATABASE_URL: PG_URL, DATABASE_CONNECT_TIMEOUT_MS: value },
+      'DATABASE_CONNECT_TIMEOUT_MS',
+    );
+  });
+});
+
+describe('REDIS_URL', () => {
+  it('defaults to no Redis', () => {
+    expect(load({}).redis).toBeNull();
+  });
+
+  it.each([
+    `redis://:${SECRET}@cache:6379/0`,
+    'redis://cache:6379',
+    `rediss://user:${SECRET}@cache.example:6380`,
+  ])('accepts %j', (url) => {
+    expect(load({ REDIS_URL: url }).redis).toEqual({ url });
+  });
+
+  it.each([
+    `http://:${SECRET}@cache:6379`,
+    `redis://:${SECRET}@cache:99999`,
+    `${SECRET}@cache:6379`,
+    `cache:6379/${SECRET}`,
+    `redis://:${SECRET}@`,
+    'redis://',
+  ])('refuses %j without echoing it', (value) => {
+    expect(expectRefused({ REDIS_URL: value }, 'REDIS_URL', SECRET)).toBe(
+      'REDIS_URL must be a redis:// or rediss:// URL.',
+    );
+  });
+
+  describeSecretFile('REDIS_URL', `redis://:${SECRET}@cache:6379/0`, (c) => c.redis, {
+    url: `redis://:${SECRET}@cache:6379/0`,
+  });
+});
+
+describe('LOG_LEVEL', () => {
+  it('defaults to info', () => {
+    expect(load({}).log.level).toBe('info');
+  });
+
+  it.each(LOG_LEVELS)('accepts %j', (level) => {
+    expect(load({ LOG_LEVEL: level }).log.level).toBe(level);
+  });
+
+  it('ignores case and surrounding spaces', () => {
+    expect(load({ LOG_LEVEL: ' WARN ' }).log.level).toBe('warn');
+  });
+
+  it.each(['verbose', 'information', '3'])('refuses %j, listing the accepted levels', (value) => {
+    expect(expectRefused({ LOG_LEVEL: value }, 'LOG_LEVEL', value)).toBe(
+      'LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent.',
+    );
+  });
+});
+
+describe('METRICS_TOKEN', () => {
+  const token = 'mt_0123456789abcdefXYZ';
+
+  it('defaults to none', () => {
+    expect(load({}).metrics.token).toBeNull();
+  });
+
+  it('accepts a token of 16 characters or more', () => {
+    expect(load({ METRICS_TOKEN: token }).metrics.token).toBe(token);
+    expect(load({ METRICS_TOKEN: 'x'.repeat(16) }).metrics.token).toBe('x'.repeat(16));
+  });
+
+  it('refuses a short token without echoing it', () => {
+    const short = 'sh0rt-Secret-15';
+    expect(short).toHaveLength(15);
+    expect(expectRefused({ METRICS_TOKEN: short }, 'METRICS_TOKEN', short)).toBe(
+      'METRICS_TOKEN must be at least 16 characters long.',
+    );
+  });
+
+  it.each([`${token} more`, `${token}\t`, `${token}\u0007`, `${token}\n`])(
+    'refuses whitespace or control characters in %j without echoing it',
+    (value) => {
+      expectRefused({ METRICS_TOKEN: value }, 'METRICS_TOKEN', token);
+    },
+  );
+
+  it('strips only one trailing newline from METRICS_TOKEN_FILE', () => {
+    expectRefused({ METRICS_TOKEN_FILE: secretFile(`${token}\n\n`) }, 'METRICS_TOKEN', token);
+  });
+
+  it('refuses a short token read from METRICS_TOKEN_FILE without echoing it', () => {
+    expectRefused({ METRICS_TOKEN_FILE: secretFile('tiny-secret\n') }, 'METRICS_TOKEN', 'tiny-secret');
+  });
+
+  describeSecretFile('METRICS_TOKEN', token, (c) => c.metrics.token, token);
+});
+
+describe('METRICS_PUBLIC', () => {
+  it('defaults to false', () => {
+    expect(load({}).metrics.public).toBe(false);
+  });
+
+  it.each(['true', 'TRUE', '1', 'yes', 'on', ' On '])('reads %j as true', (value) => {
+    expect(load({ METRICS_PUBLIC: value }).metrics.public).toBe(true);
+  });
+
+  it.each(['false', 'False', '0', 'no', 'off'])('reads %j as false', (value) => {
+    expect(load({ METRICS_PUBLIC: value }).metrics.public).toBe(false);
+  });
+
+  it.each(['maybe', 'enabled', '2'])('refuses %j', (value) => {
+    expect(expectRefused({ METRICS_PUBLIC: value }, 'METRICS_PUBLIC', value)).toBe(
+      'METRICS_PUBLIC must be true or false.',
+    );
+  });
+});
+
+describe('HTTP_METRICS_ENABLED', () => {
+  it('defaults to true', () => {
+    expect(load({}).metrics.httpMetrics).toBe(true);
+  });
+
+  it('can be switched off', () => {
+    expect(load({ HTTP_METRICS_ENABLED: 'false' }).metrics.httpMetrics).toBe(false);
+    expect(load({ HTTP_METRICS_ENABLED: '0' }).metrics.httpMetrics).toBe(false);
+    expect(load({ HTTP_METRICS_ENABLED: 'yes' }).metrics.httpMetrics).toBe(true);
+  });
+
+  it.each(['nope', 'disabled'])('refuses %j', (value) => {
+    expect(expectRefused({ HTTP_METRICS_ENABLED: value }, 'HTTP_METRICS_ENABLED', value)).toBe(
+      'HTTP_METRICS_ENABLED must be true or false.',
+    );
+  });
+});
+
+describe('HTTP_BODY_LIMIT_BYTES', () => {
+  it('defaults to 8 MiB', () => {
+    expect(load({}).http.bodyLimitBytes).toBe(8_388_608);
+  });
+
+  it.each([
+    ['1024', 1024],
+    ['1048576', 1_048_576],
+    ['1073741824', 1_073_741_824],
+  ])('accepts %j', (raw, bytes) => {
+    expect(load({ HTTP_BODY_LIMIT_BYTES: raw }).http.bodyLimitBytes).toBe(bytes);
+  });
+
+  it.each(['1023', '1073741825', '8MB', '8mb'])('refuses %j', (value) => {
+    expect(expectRefused({ HTTP_BODY_LIMIT_BYTES: value }, 'HTTP_BODY_LIMIT_BYTES', value)).toBe(
+      'HTTP_BODY_LIMIT_BYTES must be an integer from 1024 to 1073741824.',
+    );
+  });
+});
+
+describe('HTTP_KEEP_ALIVE_TIMEOUT_MS', () => {
+  it('defaults to 65000', () => {
+    expect(load({}).http.keepAliveTimeoutMs).toBe(65_000);
+  });
+
+  it.each([
+    ['1000', 1000],
+    ['75000', 75_000],
+    ['3600000', 3_600_000],
+  ])('accepts %j', (raw, ms) => {
+    expect(load({ HTTP_KEEP_ALIVE_TIMEOUT_MS: raw }).http.keepAliveTimeoutMs).toBe(ms);
+  });
+
+  it.each(['999', '3600001', '65s'])('refuses %j', (value) => {
+    expect(expectRefused({ HTTP_KEEP_ALIVE_TIMEOUT_MS: value }, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', value)).toBe(
+      'HTTP_KEEP_ALIVE_TIMEOUT_MS must be an integer from 1000 to 3600000.',
+    );
+  });
+});
+
+describe('SHUTDOWN_DRAIN_DELAY_MS', () => {
+  it('defaults to 0', () => {
+    expect(load({}).shutdown.drainDelayMs).toBe(0);
+  });
+
+  it.each([
+    ['0', 0],
+    ['5000', 5000],
+    ['600000', 600_000],
+  ])('accepts %j', (raw, ms) => {
+    expect(load({ SHUTDOWN_DRAIN_DELAY_MS: raw }).shutdown.drainDelayMs).toBe(ms);
+  });
+
+  it.each(['-1', '600001', '1.5', 'soon'])('refuses %j', (value) => {
+    expect(expectRefused({ SHUTDOWN_DRAIN_DELAY_MS: value }, 'SHUTDOWN_DRAIN_DELAY_MS', value)).toBe(
+      'SHUTDOWN_DRAIN_DELAY_MS must be an integer from 0 to 600000.',
+    );
+  });
+});
+
+describe('SHUTDOWN_TIMEOUT_MS', () => {
+  it('defaults to 10000', () => {
+    expect(load({}).shutdown.timeoutMs).toBe(10_000);
+  });
+
+  it.each([
+    ['0', 0],
+    ['30000', 30_000],
+    ['600000', 600_000],
+  ])('accepts %j', (raw, ms) => {
+    expect(load({ SHUTDOWN_TIMEOUT_MS: raw }).shutdown.timeoutMs).toBe(ms);
+  });
+
+  it.each(['-5', '600001', 'ten'])('refuses %j', (value) => {
+    expect(expectRefused({ SHUTDOWN_TIMEOUT_MS: value }, 'SHUTDOWN_TIMEOUT_MS', value)).toBe(
+      'SHUTDOWN_TIMEOUT_MS must be an integer from 0 to 600000.',
+    );
+  });
+});
