@@ -109,6 +109,13 @@ describe('HTTP pipeline: request ids, errors, body parsing, access log', () => {
       }
     });
 
+    it('400 invalid_request for a route parameter with broken percent-encoding, and the server lives on', async () => {
+      const res = await t.fetch('/probe/items/%E0%A4%A');
+      expect(res.status).toBe(400);
+      expect(expectEnvelope(res).code).toBe('invalid_request');
+      expect((await t.fetch('/health')).status).toBe(200);
+    });
+
     it('400 invalid_json for a JSON scalar body (strict mode)', async () => {
       const res = await t.fetch('/probe/echo', {
         method: 'POST',
