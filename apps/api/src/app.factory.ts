@@ -1,7 +1,7 @@
 import type { ModuleMetadata } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { HttpMetricsMiddleware, RouteResolver } from '@app/monitoring';
+import { HttpMetrics, RouteResolver } from '@app/monitoring';
 import { PinoLogger } from 'nestjs-pino';
 import type { DestinationStream, Logger } from 'pino';
 import { AppModule } from './app.module';
@@ -26,9 +26,9 @@ export interface CreatedApp {
 }
 
 /**
- * Builds the application, initialised but not listening. The Express-level pipeline, in order: HTTP
- * metrics (so every response counts, shutdown refusals included), request context (id, access line,
- * intake), JSON body parsing (our parser, so its failures become our errors); then Nest's routes.
+ * Builds the application, initialised but not listening. The Express-level pipeline, in order: the request
+ * context (id, intake, HTTP metrics and access line, so every response counts, shutdown refusals included),
+ * JSON body parsing (our parser, so its failures become our errors); then Nest's routes.
  */
 export async function createApp(config: AppConfig, options: CreateAppOptions = {}): Promise<CreatedApp> {
   const logger = createRootLogger(config.log.level, options.logDestination);
@@ -40,10 +40,16 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
   // JSON API responses are not cached by clients: skip hashing every body for an ETag.
   app.set('etag', false);
 
-  const metrics = app.get(HttpMetricsMiddleware);
   const routes = app.get(RouteResolver);
-  if (metrics.enabled) app.use(metrics.handle);
-  app.use(requestContextMiddleware(app.get(LifecycleService), routes, logger, await app.resolve(PinoLogger)));
+  app.use(
+    requestContextMiddleware({
+      lifecycle: app.get(LifecycleService),
+      routes,
+      metrics: app.get(HttpMetrics),
+      logger,
+      context: await app.resolve(PinoLogger),
+    }),
+  );
   for (const middleware of jsonBodyMiddleware(config.http.bodyLimitBytes)) app.use(middleware);
   setupOpenApi(app, config);
 

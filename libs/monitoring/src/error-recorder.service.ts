@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectMetric } from '@willsoto/nestjs-prometheus';
 import type { Counter } from 'prom-client';
-import { MONITORING_METRICS } from './monitoring.metrics';
+import { MONITORING_METRICS } from './monitoring.metric-names';
 
 /** Counts errors and unexpected exceptions into `vla_errors_total` and `vla_exceptions_total`. */
 @Injectable()

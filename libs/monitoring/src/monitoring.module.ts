@@ -2,7 +2,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
 import { ComponentHealth } from './component-health.service';
 import { ErrorRecorder } from './error-recorder.service';
-import { HttpMetricsMiddleware } from './http-metrics.middleware';
+import { HttpMetrics } from './http-metrics.service';
 import { MetricsAccessGuard } from './metrics-access.guard';
 import { MetricsController } from './metrics.controller';
 import { RouteResolver } from './route-label';
@@ -32,11 +32,11 @@ export class MonitoringModule {
         ...monitoringMetricProviders,
         ComponentHealth,
         ErrorRecorder,
-        HttpMetricsMiddleware,
+        HttpMetrics,
         MetricsAccessGuard,
         RouteResolver,
       ],
-      exports: [MONITORING_OPTIONS, ComponentHealth, ErrorRecorder, HttpMetricsMiddleware, RouteResolver],
+      exports: [MONITORING_OPTIONS, ComponentHealth, ErrorRecorder, HttpMetrics, RouteResolver],
     };
   }
 }

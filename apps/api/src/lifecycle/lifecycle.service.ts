@@ -56,16 +56,18 @@ export class LifecycleService {
     this.current = 'closed';
   }
 
+  /** A request was admitted; the request middleware calls {@link untrack} when it closes. */
   track(res: ServerResponse): void {
     this.inFlight.add(res);
-    res.once('close', () => {
-      this.inFlight.delete(res);
-      if (this.inFlight.size === 0 && this.idleWaiters.length > 0) {
-        const waiters = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const resolve of waiters) resolve();
-      }
-    });
+  }
+
+  untrack(res: ServerResponse): void {
+    this.inFlight.delete(res);
+    if (this.inFlight.size === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
   }
 
   /** Resolves true when no request is in flight, or false once `timeoutMs` has passed first. */
