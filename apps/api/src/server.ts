@@ -54,10 +54,11 @@ export async function startServer(
     config: config.shutdown,
     exit: (code) => process.exit(code),
   });
-  if (options.installSignalHandlers === true) shutdown.install();
-
   await app.listen(config.http.port, config.http.host);
   lifecycle.markReady();
+  // Installed once listening: a signal before then (during migrations) ends the process the default way,
+  // with nothing in flight to drain.
+  if (options.installSignalHandlers === true) shutdown.install();
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.http.port;
   const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
