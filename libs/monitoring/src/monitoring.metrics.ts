@@ -40,7 +40,7 @@ export const monitoringMetricProviders = [
   }),
   counterProvider({
     name: MONITORING_METRICS.errors,
-    help: 'Errors by type (stable error code or failure kind) and the component that raised them.',
+    help: 'Server-side failures (every 5xx answer, and errors recorded by components), by type (a stable error code or failure kind) and component.',
     labelNames: ['type', 'component'],
   }),
   counterProvider({
