@@ -1,6 +1,9 @@
 import { DataSource } from 'typeorm';
 import { LifecycleService } from '../src/lifecycle/lifecycle.service';
+import { parsePrometheusText, sampleValue } from './support/prom-text';
 import { startTestApp, type TestApp } from './support/test-app';
+
+const METRICS_TOKEN = 'health-e2e-metrics-token-0001';
 
 interface OpenApiDoc {
   openapi: string;
@@ -11,7 +14,7 @@ interface OpenApiDoc {
 describe('health, readiness and API documentation', () => {
   let t: TestApp;
   beforeEach(async () => {
-    t = await startTestApp();
+    t = await startTestApp({ METRICS_TOKEN });
   });
   afterEach(async () => {
     await t.close();
@@ -49,6 +52,10 @@ describe('health, readiness and API documentation', () => {
     expect(body.error.message).toContain('lifecycle');
     expect(body.error.details.checks).toMatchObject({ lifecycle: { status: 'down', phase: 'draining' } });
     expect((await t.fetch('/health')).status).toBe(200);
+    const metrics = await t.fetch('/monitoring/metrics', { headers: { 'x-admin-token': METRICS_TOKEN } });
+    expect(
+      sampleValue(parsePrometheusText(metrics.text), 'vla_application_health', { component: 'lifecycle' }),
+    ).toBe(0);
   });
 
   it('once intake stops, new requests get 503 shutting_down with Connection: close', async () => {

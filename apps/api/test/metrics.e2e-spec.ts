@@ -143,6 +143,7 @@ describe('/monitoring/metrics protection', () => {
       ).toBe(1);
       expect(sampleValue(samples, 'vla_application_uptime_seconds')).toBeGreaterThan(0);
       expect(sampleValue(samples, 'vla_application_health', { component: 'database' })).toBe(1);
+      expect(sampleValue(samples, 'vla_application_health', { component: 'lifecycle' })).toBe(1);
       expect(findSamples(samples, 'process_cpu_user_seconds_total')).toHaveLength(1);
       expect(findSamples(samples, 'nodejs_eventloop_lag_seconds')).toHaveLength(1);
     });
