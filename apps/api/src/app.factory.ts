@@ -1,7 +1,7 @@
 import type { ModuleMetadata } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { HttpMetrics, RouteResolver } from '@app/monitoring';
+import { ErrorRecorder, HttpMetrics, RouteResolver } from '@app/monitoring';
 import { PinoLogger } from 'nestjs-pino';
 import type { DestinationStream, Logger } from 'pino';
 import { AppModule } from './app.module';
@@ -46,6 +46,7 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
       lifecycle: app.get(LifecycleService),
       routes,
       metrics: app.get(HttpMetrics),
+      errors: app.get(ErrorRecorder),
       logger,
       context: await app.resolve(PinoLogger),
     }),

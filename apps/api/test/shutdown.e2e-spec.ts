@@ -1,4 +1,4 @@
-import { request } from 'undici';
+import { Pool, request } from 'undici';
 import { ChildServer } from './support/child-server';
 import { eventually } from './support/eventually';
 
@@ -58,7 +58,7 @@ describe('graceful shutdown (real process, real signals)', () => {
 
     expect(await server.exit()).toEqual({ code: 0, signal: null });
     const messages = server.records().map((r) => r.msg as string);
-    const order = ['shutdown: readiness is 503', 'shutdown: intake stopped', 'shutdown complete'].map((m) =>
+    const order = ['shutdown: readiness is 503', 'shutdown: stopping intake', 'shutdown complete'].map((m) =>
       messages.findIndex((x) => x.startsWith(m)),
     );
     expect(order.every((i) => i >= 0)).toBe(true);
@@ -69,6 +69,60 @@ describe('graceful shutdown (real process, real signals)', () => {
     expect(messages.indexOf('request completed', messages.indexOf('slow request started'))).toBeLessThan(
       order[2],
     );
+  });
+
+  it('keep-alive clients looping through SIGTERM: only 200s until intake stops, no connection reset before', async () => {
+    server = ChildServer.spawn(PROBE_SERVER, { SHUTDOWN_DRAIN_DELAY_MS: '1000' });
+    const url = await server.waitUntilListening();
+    const outcomes: { outcome: string; at: number; connection?: string | string[] }[] = [];
+    const pool = new Pool(url, { connections: 4, pipelining: 1 });
+    const loop = async (): Promise<void> => {
+      // Bounded: stops at the first refused connection, or after 3 000 requests per client.
+      for (let i = 0; i < 3000; i++) {
+        try {
+          const res = await pool.request({ path: '/health', method: 'GET' });
+          await res.body.text();
+          outcomes.push({
+            outcome: String(res.statusCode),
+            at: Date.now(),
+            connection: res.headers.connection,
+          });
+        } catch (error) {
+          const code = (error as { code?: string }).code ?? 'unknown';
+          outcomes.push({ outcome: code, at: Date.now() });
+          if (code === 'ECONNREFUSED') return;
+        }
+      }
+    };
+    const clients = Array.from({ length: 4 }, () => loop());
+    await eventually(async () => outcomes.length >= 20);
+    const signalledAt = Date.now();
+    server.child.kill('SIGTERM');
+    await Promise.all(clients);
+    await pool.destroy();
+    expect(await server.exit()).toEqual({ code: 0, signal: null });
+
+    const stopping = server.records().find(byMsg('shutdown: stopping intake'));
+    const intakeStoppedAt = Date.parse(stopping?.time as string);
+    // During the drain delay every request is served: the keep-alive race (a reused connection closed under
+    // a request) cannot happen, because every response from the signal on says Connection: close.
+    const beforeStop = outcomes.filter((o) => o.at < intakeStoppedAt);
+    expect(beforeStop.filter((o) => o.at >= signalledAt).length).toBeGreaterThan(0);
+    expect(new Set(beforeStop.map((o) => o.outcome))).toEqual(new Set(['200']));
+    // Before the signal connections are reused; from the signal on each response closes its connection.
+    expect(outcomes.filter((o) => o.at < signalledAt).every((o) => o.connection === 'keep-alive')).toBe(true);
+    // Responses already on the wire when draining began may still say keep-alive: leave them a margin.
+    const drainingAt = Date.parse(server.records().find(byMsg('shutdown: readiness is 503'))?.time as string);
+    const drained = outcomes.filter(
+      (o) => o.outcome === '200' && o.at > drainingAt + 250 && o.at < intakeStoppedAt,
+    );
+    expect(drained.length).toBeGreaterThan(0);
+    expect(drained.every((o) => o.connection === 'close')).toBe(true);
+    // Once intake stops, a request is refused before it is read: 503 shutting_down on an accepted
+    // connection, or a refused (or, from the listen backlog, reset) connection. Never a 5xx of another kind.
+    const afterStop = new Set(outcomes.filter((o) => o.at >= intakeStoppedAt).map((o) => o.outcome));
+    for (const outcome of afterStop) expect(['200', '503', 'ECONNREFUSED', 'ECONNRESET']).toContain(outcome);
+    expect(afterStop.has('ECONNREFUSED')).toBe(true);
   });
 
   it('a request longer than SHUTDOWN_TIMEOUT_MS is cut and the exit code says work was abandoned', async () => {
@@ -91,7 +145,7 @@ describe('graceful shutdown (real process, real signals)', () => {
     void get(`${url}/probe/slow?ms=30000`).catch(() => undefined);
     await server.waitForLog(byMsg('slow request started'));
     server.child.kill('SIGTERM');
-    await server.waitForLog(byMsg('shutdown: intake stopped'));
+    await server.waitForLog(byMsg('shutdown: stopping intake'));
     server.child.kill('SIGINT');
     expect((await server.exit()).code).toBe(1);
     expect(server.records().find(byMsg('second signal'))).toMatchObject({ signal: 'SIGINT', in_flight: 1 });

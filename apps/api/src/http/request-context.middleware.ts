@@ -1,4 +1,4 @@
-import type { HttpMetrics, RouteResolver } from '@app/monitoring';
+import type { ErrorRecorder, HttpMetrics, RouteResolver } from '@app/monitoring';
 import type { NextFunction, Request, Response } from 'express';
 import type { PinoLogger } from 'nestjs-pino';
 import { performance } from 'node:perf_hooks';
@@ -12,6 +12,7 @@ export interface RequestContextDeps {
   readonly lifecycle: LifecycleService;
   readonly routes: RouteResolver;
   readonly metrics: HttpMetrics;
+  readonly errors: ErrorRecorder;
   readonly logger: Logger;
   readonly context: PinoLogger;
 }
@@ -27,6 +28,7 @@ export function requestContextMiddleware({
   lifecycle,
   routes,
   metrics,
+  errors,
   logger,
   context,
 }: RequestContextDeps) {
@@ -38,6 +40,7 @@ export function requestContextMiddleware({
     const id = resolveRequestId(req.headers['x-request-id']);
     (req as Request & { id: string }).id = id;
     res.setHeader('X-Request-Id', id);
+    if (lifecycle.closesConnections) res.setHeader('Connection', 'close');
     const admitted = lifecycle.acceptsRequests;
     if (admitted) lifecycle.track(res);
     if (measure) metrics.started();
@@ -55,8 +58,9 @@ export function requestContextMiddleware({
     });
 
     if (!admitted) {
-      res.setHeader('Connection', 'close');
-      sendError(res, id, toErrorResponse(new AppError('shutting_down')));
+      const refusal = toErrorResponse(new AppError('shutting_down'));
+      errors.error(refusal.code, refusal.component);
+      sendError(res, id, refusal);
       return;
     }
     // Lines logged through PinoLogger while this request runs carry its request_id.

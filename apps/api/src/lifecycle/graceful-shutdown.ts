@@ -81,13 +81,14 @@ export class GracefulShutdown {
     logger.info({ reason, drain_delay_ms: config.drainDelayMs }, 'shutdown: readiness is 503, still serving');
     if (config.drainDelayMs > 0) await sleep(config.drainDelayMs);
 
+    // Logged before the listener closes, so its time precedes every refused or reset connection.
+    logger.info(
+      { in_flight: lifecycle.inFlightCount },
+      'shutdown: stopping intake, finishing in-flight requests',
+    );
     lifecycle.stopIntake();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
-    logger.info(
-      { in_flight: lifecycle.inFlightCount },
-      'shutdown: intake stopped, finishing in-flight requests',
-    );
     const drained = await lifecycle.waitForIdle(config.timeoutMs);
     if (!drained) {
       logger.warn({ abandoned: lifecycle.inFlightCount }, 'shutdown timeout: cutting the remaining requests');

@@ -39,14 +39,29 @@ export class LifecycleService {
     if (this.current === 'starting') this.current = 'ready';
   }
 
+  /**
+   * True from the first shutdown signal on: every response then carries `Connection: close`, so clients
+   * open a new connection (to another replica) for their next request instead of reusing one that this
+   * process is about to close under them (the keep-alive race that ends in ECONNRESET).
+   */
+  get closesConnections(): boolean {
+    return this.current !== 'starting' && this.current !== 'ready';
+  }
+
   beginDrain(): void {
-    if (this.current === 'starting' || this.current === 'ready') this.current = 'draining';
+    if (this.current !== 'starting' && this.current !== 'ready') return;
+    this.current = 'draining';
+    this.closeInFlightConnections();
   }
 
   /** Stops intake; responses still in flight will close their connection when they finish. */
   stopIntake(): void {
     if (this.current === 'closed') return;
     this.current = 'closing';
+    this.closeInFlightConnections();
+  }
+
+  private closeInFlightConnections(): void {
     for (const res of this.inFlight) {
       if (!res.headersSent) res.setHeader('Connection', 'close');
     }
