@@ -95,7 +95,7 @@ describe('graceful shutdown (real process, real signals)', () => {
       }
     };
     const clients = Array.from({ length: 4 }, () => loop());
-    await eventually(async () => outcomes.length >= 20);
+    await eventually(() => outcomes.length >= 20);
     const signalledAt = Date.now();
     server.child.kill('SIGTERM');
     await Promise.all(clients);

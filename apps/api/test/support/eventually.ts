@@ -3,7 +3,7 @@
  * without sleeping a fixed time or asserting on timings.
  */
 export async function eventually(
-  probe: () => Promise<boolean>,
+  probe: () => boolean | Promise<boolean>,
   ceilingMs = 15_000,
   intervalMs = 25,
 ): Promise<void> {
