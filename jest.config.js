@@ -18,6 +18,9 @@ const shared = {
 };
 
 module.exports = {
+  // A project's own testTimeout is ignored by Jest 30: this one holds for both (the e2e suites start servers
+  // and child processes; their polling ceilings are 15 s).
+  testTimeout: 60000,
   projects: [
     {
       ...shared,
@@ -28,7 +31,6 @@ module.exports = {
       ...shared,
       displayName: 'e2e',
       testMatch: ['<rootDir>/apps/**/test/**/*.e2e-spec.ts'],
-      testTimeout: 60000,
     },
   ],
 };

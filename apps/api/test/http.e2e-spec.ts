@@ -71,15 +71,17 @@ describe('HTTP pipeline: request ids, errors, body parsing, access log', () => {
       expect(parsed.status).toBe(200);
       expect(parsed.headers['x-request-id']).toMatch(UUID);
 
-      const injected = parseRawResponse(
-        await rawHttp(
-          t.url,
-          'GET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\r\nSet-Cookie: x\r\nConnection: close\r\n\r\n',
-        ),
+      // A bare CR inside the value: the parser refuses the request; nothing of the value comes back.
+      const bareCr = parseRawResponse(
+        await rawHttp(t.url, 'GET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\rSet-Cookie: x\r\n\r\n'),
       );
-      expect(injected.status).toBe(200);
-      expect(injected.headers['set-cookie']).toBeUndefined();
-      expect(injected.headers['x-request-id']).toBe('a');
+      expect(bareCr.status).toBe(400);
+      expect(bareCr.headers['set-cookie']).toBeUndefined();
+      expect(bareCr.headers['x-request-id']).toMatch(UUID);
+      expect((JSON.parse(bareCr.body) as ErrorJson).error).toMatchObject({
+        code: 'invalid_request',
+        request_id: bareCr.headers['x-request-id'],
+      });
     });
 
     it('answers malformed HTTP with our JSON error, not an empty socket', async () => {
@@ -88,6 +90,55 @@ describe('HTTP pipeline: request ids, errors, body parsing, access log', () => {
       const body = JSON.parse(parsed.body) as ErrorJson;
       expect(body.error.code).toBe('invalid_request');
       expect(body.error.request_id).toMatch(UUID);
+    });
+  });
+
+  describe('what the HTTP server answers before any middleware', () => {
+    it('Expect: 100-continue gets 100 only for a body we would accept', async () => {
+      const limit = t.config.http.bodyLimitBytes;
+      const head = (length: number, type: string) =>
+        `POST /probe/echo HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: ${length}\r\n` +
+        'Expect: 100-continue\r\nConnection: close\r\n\r\n';
+
+      const tooLarge = await rawHttp(t.url, head(limit + 1, 'application/json'), { halfClose: false });
+      expect(tooLarge).not.toContain('100 Continue');
+      const refused = parseRawResponse(tooLarge);
+      expect(refused.status).toBe(413);
+      expect(refused.headers.connection).toBe('close');
+      expect((JSON.parse(refused.body) as ErrorJson).error.code).toBe('payload_too_large');
+
+      const wrongType = parseRawResponse(await rawHttp(t.url, head(10, 'text/plain'), { halfClose: false }));
+      expect(wrongType.status).toBe(415);
+
+      const body = '{"name":"x","count":1}';
+      const accepted = await rawHttp(t.url, head(body.length, 'application/json') + body, {
+        halfClose: false,
+      });
+      expect(accepted.startsWith('HTTP/1.1 100 Continue\r\n\r\n')).toBe(true);
+      expect(parseRawResponse(accepted.slice('HTTP/1.1 100 Continue\r\n\r\n'.length)).status).toBe(201);
+    });
+
+    it('an unsupported Expect gets 417 in our envelope, logged and counted', async () => {
+      const before = await scrape(t);
+      const raw = parseRawResponse(
+        await rawHttp(
+          t.url,
+          'GET /health HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nConnection: close\r\n\r\n',
+        ),
+      );
+      expect(raw.status).toBe(417);
+      const body = JSON.parse(raw.body) as ErrorJson;
+      expect(body.error).toMatchObject({
+        code: 'expectation_failed',
+        request_id: raw.headers['x-request-id'],
+      });
+      const line = t.logs.records().find((r) => r.request_id === body.error.request_id);
+      expect(line).toMatchObject({ status: 417, code: 'expectation_failed' });
+      const after = await scrape(t);
+      const refusals = (s: typeof after) =>
+        sampleValue(s, 'vla_http_requests_total', { method: 'OTHER', route: 'unmatched', status: '417' }) ??
+        0;
+      expect(refusals(after) - refusals(before)).toBe(1);
     });
   });
 
@@ -134,6 +185,8 @@ describe('HTTP pipeline: request ids, errors, body parsing, access log', () => {
       const res = await t.fetch('/probe/echo', { method: 'POST', headers: JSON_HEADERS, body });
       expect(res.status).toBe(413);
       expect(expectEnvelope(res).code).toBe('payload_too_large');
+      // Refused unread: the connection closes instead of reading the rest of the upload.
+      expect(res.headers.connection).toBe('close');
 
       const chunks = [`{"name":"${'y'.repeat(limit)}`, '","count":1}'];
       const raw =

@@ -4,7 +4,7 @@ import type { Request, Response } from 'express';
 import type { Counter, Histogram } from 'prom-client';
 import { MONITORING_METRICS } from './monitoring.metric-names';
 import { MONITORING_OPTIONS, type MonitoringModuleOptions } from './monitoring.options';
-import { methodLabel } from './route-label';
+import { UNMATCHED_ROUTE, methodLabel } from './route-label';
 
 /**
  * Records the `vla_http_*` metrics. The app calls it from its one Express-level request middleware and that
@@ -40,6 +40,14 @@ export class HttpMetrics {
   /** A request arrived. */
   started(): void {
     this.inFlight++;
+  }
+
+  /**
+   * A request refused by the HTTP server itself, before any middleware ran (malformed HTTP, a header
+   * overflow, a request timeout, an unsupported `Expect`): counted, with no route or method to label.
+   */
+  rejected(status: number): void {
+    this.requests.inc({ method: 'OTHER', route: UNMATCHED_ROUTE, status: String(status) });
   }
 
   /**

@@ -87,7 +87,13 @@ describe('loadConfig', () => {
   it('applies every default to an empty environment', () => {
     expect(load({})).toEqual({
       version: '1.2.3',
-      http: { host: '0.0.0.0', port: 8000, bodyLimitBytes: 8 * 1024 * 1024, keepAliveTimeoutMs: 65_000 },
+      http: {
+        host: '0.0.0.0',
+        port: 8000,
+        bodyLimitBytes: 8 * 1024 * 1024,
+        keepAliveTimeoutMs: 65_000,
+        requestTimeoutMs: 30_000,
+      },
       database: { type: 'sqlite', path: resolve(CWD, 'data/platform.sqlite') },
       redis: null,
       log: { level: 'info' },
@@ -488,6 +494,26 @@ describe('HTTP_KEEP_ALIVE_TIMEOUT_MS', () => {
   it.each(['999', '3600001', '65s'])('refuses %j', (value) => {
     expect(expectRefused({ HTTP_KEEP_ALIVE_TIMEOUT_MS: value }, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', value)).toBe(
       'HTTP_KEEP_ALIVE_TIMEOUT_MS must be an integer from 1000 to 3600000.',
+    );
+  });
+});
+
+describe('HTTP_REQUEST_TIMEOUT_MS', () => {
+  it('defaults to 30000', () => {
+    expect(load({}).http.requestTimeoutMs).toBe(30_000);
+  });
+
+  it.each([
+    ['1000', 1000],
+    ['75000', 75_000],
+    ['3600000', 3_600_000],
+  ])('accepts %j', (raw, ms) => {
+    expect(load({ HTTP_REQUEST_TIMEOUT_MS: raw }).http.requestTimeoutMs).toBe(ms);
+  });
+
+  it.each(['999', '3600001', '65s'])('refuses %j', (value) => {
+    expect(expectRefused({ HTTP_REQUEST_TIMEOUT_MS: value }, 'HTTP_REQUEST_TIMEOUT_MS', value)).toBe(
+      'HTTP_REQUEST_TIMEOUT_MS must be an integer from 1000 to 3600000.',
     );
   });
 });

@@ -23,6 +23,7 @@ export interface AppConfig {
     readonly port: number;
     readonly bodyLimitBytes: number;
     readonly keepAliveTimeoutMs: number;
+    readonly requestTimeoutMs: number;
   };
   readonly database: DatabaseConfig;
   readonly redis: { readonly url: string } | null;
@@ -121,6 +122,7 @@ export function loadConfig(env: Env, options: { cwd?: string; version?: string }
       port: integerVar(env, 'PORT', 8000, 0, 65535),
       bodyLimitBytes: integerVar(env, 'HTTP_BODY_LIMIT_BYTES', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
       keepAliveTimeoutMs: integerVar(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 65_000, 1000, 3_600_000),
+      requestTimeoutMs: integerVar(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
     },
     database: databaseConfig(env, options.cwd ?? process.cwd()),
     redis: redisConfig(env),

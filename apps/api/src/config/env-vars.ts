@@ -77,6 +77,11 @@ export const ENV_VARS = [
     description: 'Idle keep-alive timeout; keep it above the load balancer idle timeout.',
   },
   {
+    name: 'HTTP_REQUEST_TIMEOUT_MS',
+    default: '30000',
+    description: 'How long a client may take to send a whole request (headers and body); then 408.',
+  },
+  {
     name: 'SHUTDOWN_DRAIN_DELAY_MS',
     default: '0',
     description:

@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   request_timeout: { status: 408, message: 'The request body did not arrive in time.' },
   payload_too_large: { status: 413, message: 'The request body is larger than the limit.' },
   unsupported_media_type: { status: 415, message: 'Send the body as application/json.' },
+  expectation_failed: { status: 417, message: 'Only the Expect: 100-continue expectation is supported.' },
   header_too_large: { status: 431, message: 'The request headers are too large.' },
   rate_limited: { status: 429, message: 'Too many requests; retry later.' },
   internal_error: {

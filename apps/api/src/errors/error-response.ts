@@ -108,5 +108,7 @@ export function sendError(res: Response, requestId: string, error: ErrorResponse
     res.setHeader('Retry-After', String(Math.max(0, Math.ceil(error.retryAfterSeconds))));
   }
   if (error.status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
+  // The body was refused unread: close the connection rather than read (and discard) the rest of it.
+  if (error.status === 413 || error.status === 415) res.setHeader('Connection', 'close');
   res.status(error.status).json(body);
 }

@@ -13,13 +13,44 @@ function hasBody(req: Request): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-/** 415 for a body that is not JSON: we never guess at a media type. */
-function requireJsonMediaType(req: Request, _res: Response, next: NextFunction): void {
-  if (hasBody(req) && !JSON_MEDIA_TYPE.test(req.headers['content-type'] ?? '')) {
-    next(new AppError('unsupported_media_type', 'Send the body as application/json.'));
-    return;
-  }
-  next();
+/**
+ * Whether a request announcing `Expect: 100-continue` may send its body: JSON, and no larger than the
+ * limit by its Content-Length. Otherwise the client gets the final 413 or 415 instead of `100 Continue`,
+ * and never uploads a body we would refuse.
+ */
+export function bodyWorthReceiving(req: IncomingMessage, limitBytes: number): boolean {
+  const length = Number(req.headers['content-length'] ?? 0);
+  return (
+    JSON_MEDIA_TYPE.test(req.headers['content-type'] ?? '') && Number.isFinite(length) && length <= limitBytes
+  );
+}
+
+/**
+ * Refuses a body before reading a byte of it: 415 when it is not JSON (we never guess at a media type),
+ * 413 when its Content-Length is over the limit. body-parser would read (and discard) the whole upload
+ * before answering, and wait forever for a client that asked `Expect: 100-continue`.
+ */
+function screenBody(limitBytes: number) {
+  return (req: Request, _res: Response, next: NextFunction): void => {
+    if (!hasBody(req)) {
+      next();
+      return;
+    }
+    if (!JSON_MEDIA_TYPE.test(req.headers['content-type'] ?? '')) {
+      next(new AppError('unsupported_media_type', 'Send the body as application/json.'));
+      return;
+    }
+    if (Number(req.headers['content-length'] ?? 0) > limitBytes) {
+      next(
+        new AppError(
+          'payload_too_large',
+          `The request body is larger than the limit of ${limitBytes} bytes.`,
+        ),
+      );
+      return;
+    }
+    next();
+  };
 }
 
 interface Frame {
@@ -99,5 +130,5 @@ export function jsonBodyMiddleware(limitBytes: number): RequestHandler[] {
         buf.includes('__proto__') || buf.includes('constructor') || buf.includes('\\u');
     },
   });
-  return [requireJsonMediaType, parse, refuseForbiddenKeys];
+  return [screenBody(limitBytes), parse, refuseForbiddenKeys];
 }

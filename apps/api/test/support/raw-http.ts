@@ -1,10 +1,20 @@
 import { connect } from 'node:net';
 
-/** Sends `raw` bytes over a fresh TCP connection and resolves with everything the server wrote. */
-export function rawHttp(url: string, raw: string | Buffer): Promise<string> {
+/**
+ * Sends `raw` bytes over a fresh TCP connection and resolves with everything the server wrote until it
+ * closed. With `halfClose: false` the client keeps its side open (as a client waiting for `100 Continue`
+ * or uploading does), so the request must carry `Connection: close` or be refused by the server.
+ */
+export function rawHttp(
+  url: string,
+  raw: string | Buffer,
+  options: { halfClose?: boolean } = {},
+): Promise<string> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.end(raw));
+    const socket = connect(Number(port), hostname, () =>
+      options.halfClose === false ? socket.write(raw) : socket.end(raw),
+    );
     const chunks: Buffer[] = [];
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     socket.on('error', reject);
