@@ -246,6 +246,9 @@ describe('DATABASE_URL', () => {
     `postgres://app:${SECRET}@/platform`,
     `postgres://app:${SECRET}@db:5432`,
     `postgres://app:${SECRET}@db:5432/`,
+    `postgres://app:${SECRET}%zz@db:5432/platform`,
+    `postgres://app%E0:${SECRET}@db:5432/platform`,
+    `postgres://app:${SECRET}@db:5432/plat%form`,
     SECRET,
     'sqlite:',
   ])('refuses %j without echoing it', (value) => {

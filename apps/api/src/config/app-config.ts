@@ -67,6 +67,15 @@ function databaseConfig(env: Env, cwd: string): DatabaseConfig {
     } catch {
       throw new ConfigError('DATABASE_URL must be a valid postgres://user:pass@host:5432/db URL.');
     }
+    try {
+      decodeURIComponent(parsed.username);
+      decodeURIComponent(parsed.password);
+      decodeURIComponent(parsed.pathname);
+    } catch {
+      throw new ConfigError(
+        'DATABASE_URL has invalid percent-encoding in its user, password or database name.',
+      );
+    }
     if (parsed.hostname === '' || parsed.pathname.length <= 1) {
       throw new ConfigError(
         'DATABASE_URL must name a host and a database: postgres://user:pass@host:5432/db.',

@@ -13,6 +13,17 @@ import { PlatformSettingsRepository } from './platform-settings.repository';
  * it in `onApplicationShutdown`, after the HTTP server has closed and buffers were flushed in
  * `beforeApplicationShutdown`.
  */
+/** Node socket errors and PostgreSQL's `cannot_connect_now` (57P03: starting up or shutting down). */
+const RETRYABLE_CONNECT_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  '57P03',
+]);
+
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
@@ -21,6 +32,10 @@ import { PlatformSettingsRepository } from './platform-settings.repository';
         ...buildDataSourceOptions(config.database),
         retryAttempts: 3,
         retryDelay: 2000,
+        // Retry what time can fix (the database is starting, the network blinked), not a wrong URL or a
+        // missing database.
+        toRetry: (error: unknown) =>
+          RETRYABLE_CONNECT_ERRORS.has((error as { code?: unknown }).code as string),
       }),
       dataSourceFactory: async (options) => {
         if (options === undefined) throw new Error('Database options are missing.');
