@@ -11,7 +11,19 @@ export function buildOpenApiDocument(app: INestApplication, config: AppConfig): 
         '`{"error": {"code", "message", "request_id"}}`; `X-Request-Id` is echoed on every response.',
     )
     .setVersion(config.version)
-    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN' }, 'metrics-token')
+    .addBearerAuth(
+      {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'opaque token',
+        description: 'Authorization: Bearer <METRICS_TOKEN>',
+      },
+      'metrics-token',
+    )
+    .addApiKey(
+      { type: 'apiKey', in: 'header', name: 'X-Admin-Token', description: 'X-Admin-Token: <METRICS_TOKEN>' },
+      'metrics-admin-token',
+    )
     .build();
   return SwaggerModule.createDocument(app, builder);
 }

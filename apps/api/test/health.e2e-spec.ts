@@ -8,7 +8,7 @@ const METRICS_TOKEN = 'health-e2e-metrics-token-0001';
 interface OpenApiDoc {
   openapi: string;
   paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
-  components: { schemas: Record<string, unknown> };
+  components: { schemas: Record<string, unknown>; securitySchemes: Record<string, unknown> };
 }
 
 describe('health, readiness and API documentation', () => {
@@ -88,6 +88,13 @@ describe('health, readiness and API documentation', () => {
       expect.arrayContaining(['/health', '/health/ready', '/monitoring/metrics', '/probe/echo']),
     );
     expect(doc.paths['/health/ready'].get.responses['503']).toBeDefined();
+    expect(doc.paths['/monitoring/metrics'].get.responses['401']).toMatchObject({
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorEnvelope' } } },
+    });
+    expect(doc.components.securitySchemes).toMatchObject({
+      'metrics-token': { type: 'http', scheme: 'bearer' },
+      'metrics-admin-token': { type: 'apiKey', in: 'header', name: 'X-Admin-Token' },
+    });
     expect(doc.components.schemas).toHaveProperty('Liveness');
     expect(doc.components.schemas).toHaveProperty('ErrorEnvelope');
     // The request schema comes from the same zod object that validates the body.
