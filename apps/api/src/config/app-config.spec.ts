@@ -83,6 +83,33 @@ function describeSecretFile<T>(
   });
 }
 
+/**
+ * One `describe` for an integer variable: its default, its bounds and a value between accepted, one past
+ * each bound and non-integers refused with the message that names it. `base` is what else the variable
+ * needs to be read (PostgreSQL settings need a PostgreSQL URL).
+ */
+function describeInteger(
+  name: string,
+  spec: { read: (c: AppConfig) => number; def: number; min: number; max: number; base?: Env },
+): void {
+  const base = spec.base ?? {};
+  describe(name, () => {
+    it(`defaults to ${spec.def}`, () => {
+      expect(spec.read(load(base))).toBe(spec.def);
+    });
+
+    it.each([spec.min, Math.round((spec.min + spec.max) / 2), spec.max])('accepts %j', (value) => {
+      expect(spec.read(load({ ...base, [name]: String(value) }))).toBe(value);
+    });
+
+    it.each([String(spec.min - 1), String(spec.max + 1), '1.5', '10s', 'ten'])('refuses %j', (value) => {
+      expect(expectRefused({ ...base, [name]: value }, name)).toBe(
+        `${name} must be an integer from ${spec.min} to ${spec.max}.`,
+      );
+    });
+  });
+}
+
 describe('loadConfig', () => {
   it('applies every default to an empty environment', () => {
     expect(load({})).toEqual({
@@ -291,47 +318,20 @@ describe('DATABASE_SCHEMA', () => {
   );
 });
 
-describe('DATABASE_POOL_SIZE', () => {
-  it('defaults to 10', () => {
-    expect(load({ DATABASE_URL: PG_URL }).database).toMatchObject({ poolSize: 10 });
-  });
-
-  it.each([
-    ['1', 1],
-    ['25', 25],
-    ['200', 200],
-  ])('accepts %j', (raw, poolSize) => {
-    expect(load({ DATABASE_URL: PG_URL, DATABASE_POOL_SIZE: raw }).database).toMatchObject({ poolSize });
-  });
-
-  it.each(['0', '201', 'ten', '2.5', '-3'])('refuses %j', (value) => {
-    expect(expectRefused({ DATABASE_URL: PG_URL, DATABASE_POOL_SIZE: value }, 'DATABASE_POOL_SIZE')).toBe(
-      'DATABASE_POOL_SIZE must be an integer from 1 to 200.',
-    );
-  });
+describeInteger('DATABASE_POOL_SIZE', {
+  read: (c) => (c.database.type === 'postgres' ? c.database.poolSize : NaN),
+  def: 10,
+  min: 1,
+  max: 200,
+  base: { DATABASE_URL: PG_URL },
 });
 
-describe('DATABASE_CONNECT_TIMEOUT_MS', () => {
-  it('defaults to 5000', () => {
-    expect(load({ DATABASE_URL: PG_URL }).database).toMatchObject({ connectTimeoutMs: 5000 });
-  });
-
-  it.each([
-    ['100', 100],
-    ['30000', 30_000],
-    ['600000', 600_000],
-  ])('accepts %j', (raw, connectTimeoutMs) => {
-    expect(load({ DATABASE_URL: PG_URL, DATABASE_CONNECT_TIMEOUT_MS: raw }).database).toMatchObject({
-      connectTimeoutMs,
-    });
-  });
-
-  it.each(['99', '600001', '5s', '-1'])('refuses %j', (value) => {
-    expectRefused(
-      { DATABASE_URL: PG_URL, DATABASE_CONNECT_TIMEOUT_MS: value },
-      'DATABASE_CONNECT_TIMEOUT_MS',
-    );
-  });
+describeInteger('DATABASE_CONNECT_TIMEOUT_MS', {
+  read: (c) => (c.database.type === 'postgres' ? c.database.connectTimeoutMs : NaN),
+  def: 5000,
+  min: 100,
+  max: 600_000,
+  base: { DATABASE_URL: PG_URL },
 });
 
 describe('REDIS_URL', () => {
@@ -461,102 +461,37 @@ describe('HTTP_METRICS_ENABLED', () => {
   });
 });
 
-describe('HTTP_BODY_LIMIT_BYTES', () => {
-  it('defaults to 8 MiB', () => {
-    expect(load({}).http.bodyLimitBytes).toBe(8_388_608);
-  });
-
-  it.each([
-    ['1024', 1024],
-    ['1048576', 1_048_576],
-    ['1073741824', 1_073_741_824],
-  ])('accepts %j', (raw, bytes) => {
-    expect(load({ HTTP_BODY_LIMIT_BYTES: raw }).http.bodyLimitBytes).toBe(bytes);
-  });
-
-  it.each(['1023', '1073741825', '8MB', '8mb'])('refuses %j', (value) => {
-    expect(expectRefused({ HTTP_BODY_LIMIT_BYTES: value }, 'HTTP_BODY_LIMIT_BYTES', value)).toBe(
-      'HTTP_BODY_LIMIT_BYTES must be an integer from 1024 to 1073741824.',
-    );
-  });
+describeInteger('HTTP_BODY_LIMIT_BYTES', {
+  read: (c) => c.http.bodyLimitBytes,
+  def: 8_388_608,
+  min: 1024,
+  max: 1_073_741_824,
 });
 
-describe('HTTP_KEEP_ALIVE_TIMEOUT_MS', () => {
-  it('defaults to 65000', () => {
-    expect(load({}).http.keepAliveTimeoutMs).toBe(65_000);
-  });
-
-  it.each([
-    ['1000', 1000],
-    ['75000', 75_000],
-    ['3600000', 3_600_000],
-  ])('accepts %j', (raw, ms) => {
-    expect(load({ HTTP_KEEP_ALIVE_TIMEOUT_MS: raw }).http.keepAliveTimeoutMs).toBe(ms);
-  });
-
-  it.each(['999', '3600001', '65s'])('refuses %j', (value) => {
-    expect(expectRefused({ HTTP_KEEP_ALIVE_TIMEOUT_MS: value }, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', value)).toBe(
-      'HTTP_KEEP_ALIVE_TIMEOUT_MS must be an integer from 1000 to 3600000.',
-    );
-  });
+describeInteger('HTTP_KEEP_ALIVE_TIMEOUT_MS', {
+  read: (c) => c.http.keepAliveTimeoutMs,
+  def: 65_000,
+  min: 1000,
+  max: 3_600_000,
 });
 
-describe('HTTP_REQUEST_TIMEOUT_MS', () => {
-  it('defaults to 30000', () => {
-    expect(load({}).http.requestTimeoutMs).toBe(30_000);
-  });
-
-  it.each([
-    ['1000', 1000],
-    ['75000', 75_000],
-    ['3600000', 3_600_000],
-  ])('accepts %j', (raw, ms) => {
-    expect(load({ HTTP_REQUEST_TIMEOUT_MS: raw }).http.requestTimeoutMs).toBe(ms);
-  });
-
-  it.each(['999', '3600001', '65s'])('refuses %j', (value) => {
-    expect(expectRefused({ HTTP_REQUEST_TIMEOUT_MS: value }, 'HTTP_REQUEST_TIMEOUT_MS', value)).toBe(
-      'HTTP_REQUEST_TIMEOUT_MS must be an integer from 1000 to 3600000.',
-    );
-  });
+describeInteger('HTTP_REQUEST_TIMEOUT_MS', {
+  read: (c) => c.http.requestTimeoutMs,
+  def: 30_000,
+  min: 1000,
+  max: 3_600_000,
 });
 
-describe('SHUTDOWN_DRAIN_DELAY_MS', () => {
-  it('defaults to 0', () => {
-    expect(load({}).shutdown.drainDelayMs).toBe(0);
-  });
-
-  it.each([
-    ['0', 0],
-    ['5000', 5000],
-    ['600000', 600_000],
-  ])('accepts %j', (raw, ms) => {
-    expect(load({ SHUTDOWN_DRAIN_DELAY_MS: raw }).shutdown.drainDelayMs).toBe(ms);
-  });
-
-  it.each(['-1', '600001', '1.5', 'soon'])('refuses %j', (value) => {
-    expect(expectRefused({ SHUTDOWN_DRAIN_DELAY_MS: value }, 'SHUTDOWN_DRAIN_DELAY_MS', value)).toBe(
-      'SHUTDOWN_DRAIN_DELAY_MS must be an integer from 0 to 600000.',
-    );
-  });
+describeInteger('SHUTDOWN_DRAIN_DELAY_MS', {
+  read: (c) => c.shutdown.drainDelayMs,
+  def: 0,
+  min: 0,
+  max: 600_000,
 });
 
-describe('SHUTDOWN_TIMEOUT_MS', () => {
-  it('defaults to 10000', () => {
-    expect(load({}).shutdown.timeoutMs).toBe(10_000);
-  });
-
-  it.each([
-    ['0', 0],
-    ['30000', 30_000],
-    ['600000', 600_000],
-  ])('accepts %j', (raw, ms) => {
-    expect(load({ SHUTDOWN_TIMEOUT_MS: raw }).shutdown.timeoutMs).toBe(ms);
-  });
-
-  it.each(['-5', '600001', 'ten'])('refuses %j', (value) => {
-    expect(expectRefused({ SHUTDOWN_TIMEOUT_MS: value }, 'SHUTDOWN_TIMEOUT_MS', value)).toBe(
-      'SHUTDOWN_TIMEOUT_MS must be an integer from 0 to 600000.',
-    );
-  });
+describeInteger('SHUTDOWN_TIMEOUT_MS', {
+  read: (c) => c.shutdown.timeoutMs,
+  def: 10_000,
+  min: 0,
+  max: 600_000,
 });
