@@ -51,7 +51,10 @@ describePg(`PostgreSQL (DATABASE_URL_TEST${pgUrl === undefined ? ' unset: set it
     const migrations: { name: string }[] = await t.app
       .get(DataSource)
       .query(`SELECT name FROM "${schema}".migrations`);
-    expect(migrations.map((m) => m.name)).toEqual(['CreatePlatformSettings1764000000000']);
+    expect(migrations.map((m) => m.name)).toEqual([
+      'CreatePlatformSettings1764000000000',
+      'CreateTenantsAndApiKeys1764100000000',
+    ]);
     expect(await componentHealth(t, 'database')).toBe(1);
   });
 

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import type { DatabaseConfig } from '../config';
 import { buildDataSourceOptions } from './database-options';
-import { PlatformSettingEntity } from './entities';
+import { ApiKeyEntity, PlatformSettingEntity, TenantEntity } from './entities';
 import { openDataSource } from './open-data-source';
 import { PlatformSettingsRepository } from './platform-settings.repository';
 
@@ -14,7 +14,11 @@ import { PlatformSettingsRepository } from './platform-settings.repository';
 jest.setTimeout(30_000);
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-const MIGRATION = { timestamp: 1764000000000, name: 'CreatePlatformSettings1764000000000' };
+/** Every migration, in the order it must be recorded. */
+const MIGRATIONS_RECORDED = [
+  { timestamp: 1764000000000, name: 'CreatePlatformSettings1764000000000' },
+  { timestamp: 1764100000000, name: 'CreateTenantsAndApiKeys1764100000000' },
+];
 
 /** What differs between the two databases: where the tables live and how to read raw values. */
 interface Target {
@@ -57,10 +61,12 @@ function databaseContract(target: Target): void {
     if (ds?.isInitialized) await ds.destroy();
   });
 
-  it('runs the migrations: platform_settings exists and the migration is recorded', async () => {
+  it('runs the migrations: the tables exist and every migration is recorded', async () => {
     ds = await open(target);
-    expect(await target.tables(ds)).toEqual(expect.arrayContaining(['migrations', 'platform_settings']));
-    expect(await target.migrations(ds)).toEqual([MIGRATION]);
+    expect(await target.tables(ds)).toEqual(
+      expect.arrayContaining(['migrations', 'platform_settings', 'tenants', 'api_keys']),
+    );
+    expect(await target.migrations(ds)).toEqual(MIGRATIONS_RECORDED);
   });
 
   it('stores, reads back and upserts a setting through a Repository', async () => {
@@ -101,13 +107,59 @@ function databaseContract(target: Target): void {
     expect(row.updatedAt.getTime()).toBe(instant.getTime());
   });
 
+  it('stores tenants and their keys; tenant names are unique and a tenant with keys cannot be deleted', async () => {
+    const tenants = current().getRepository(TenantEntity);
+    const keys = current().getRepository(ApiKeyEntity);
+    const tenantId = randomUUID();
+    await tenants.insert({ id: tenantId, name: 'acme', dailyRequestQuota: 10_000, requestsPerMinute: null });
+    await keys.insert({
+      id: 'AbCdEf012345',
+      tenantId,
+      name: 'robot fleet',
+      secretHash: 'f'.repeat(64),
+      scopes: ['inference', 'ops'],
+      requestsPerMinute: 600,
+      maxConcurrent: 4,
+      lastUsedAt: null,
+      expiresAt: new Date('2030-01-01T00:00:00.000Z'),
+      revokedAt: null,
+    });
+
+    const tenant = await tenants.findOneByOrFail({ name: 'acme' });
+    expect(tenant).toMatchObject({
+      id: tenantId,
+      disabled: false,
+      dailyRequestQuota: 10_000,
+      requestsPerMinute: null,
+    });
+    expect(Math.abs(tenant.createdAt.getTime() - Date.now())).toBeLessThan(DAY_MS);
+    const key = await keys.findOneOrFail({ where: { id: 'AbCdEf012345' }, relations: { tenant: true } });
+    expect(key).toMatchObject({
+      tenantId,
+      scopes: ['inference', 'ops'],
+      requestsPerMinute: 600,
+      maxConcurrent: 4,
+      lastUsedAt: null,
+      revokedAt: null,
+    });
+    expect(key.expiresAt?.toISOString()).toBe('2030-01-01T00:00:00.000Z');
+    expect(key.tenant?.name).toBe('acme');
+
+    await expect(tenants.insert({ id: randomUUID(), name: 'acme' })).rejects.toThrow();
+    await expect(tenants.delete({ id: tenantId })).rejects.toThrow();
+    await keys.update({ id: 'AbCdEf012345' }, { revokedAt: new Date('2031-02-03T04:05:06.789Z') });
+    expect((await keys.findOneByOrFail({ id: 'AbCdEf012345' })).revokedAt?.toISOString()).toBe(
+      '2031-02-03T04:05:06.789Z',
+    );
+  });
+
   it('reopened, runs no migration again and keeps the data', async () => {
     await current().destroy();
     ds = await open(target);
 
     expect(await ds.showMigrations()).toBe(false);
     expect(await ds.runMigrations()).toEqual([]);
-    expect(await target.migrations(ds)).toEqual([MIGRATION]);
+    expect(await target.migrations(ds)).toEqual(MIGRATIONS_RECORDED);
     const rows = await ds.getRepository(PlatformSettingEntity).find({ order: { key: 'ASC' } });
     expect(rows.map(({ key, value }) => ({ key, value }))).toEqual([
       { key: 'first_start', value: 'three' },

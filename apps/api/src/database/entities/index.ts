@@ -1,6 +1,10 @@
+import { ApiKeyEntity } from './api-key.entity';
 import { PlatformSettingEntity } from './platform-setting.entity';
+import { TenantEntity } from './tenant.entity';
 
+export { API_KEY_SCOPES, ApiKeyEntity, type ApiKeyScope } from './api-key.entity';
 export { PlatformSettingEntity };
+export { TenantEntity };
 
 /** Every entity of the platform. */
-export const ENTITIES = [PlatformSettingEntity];
+export const ENTITIES = [PlatformSettingEntity, TenantEntity, ApiKeyEntity];
