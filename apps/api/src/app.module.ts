@@ -29,6 +29,8 @@ export class AppModule {
           token: config.metrics.token,
           public: config.metrics.public,
           httpMetrics: config.metrics.httpMetrics,
+          tenantLabels: config.metrics.tenantLabels,
+          maxTenants: config.metrics.maxTenants,
         }),
         LifecycleModule,
         RedisModule,

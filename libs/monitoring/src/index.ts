@@ -7,12 +7,22 @@ export {
   gaugeProvider,
   histogramProvider,
   summaryProvider,
+  tenantCounterProvider,
+  tenantGaugeProvider,
+  tenantHistogramProvider,
   declaredMetricNames,
   DuplicateMetricError,
 } from './metric-providers';
 export { InjectMetric } from '@willsoto/nestjs-prometheus';
 export { ComponentHealth, type HealthProbe } from './component-health.service';
 export { ErrorRecorder } from './error-recorder.service';
+/**
+ * The tenant label policy (`tenantLabels`, `maxTenants` options): `tenant` on or off for every per-tenant
+ * metric, capped with `__other__` beyond, and `forget(tenant)` to drop a deleted or disabled tenant's series.
+ */
+export { TenantLabels, TENANT_LABEL, OTHER_TENANT } from './tenant-labels.service';
+/** `request(tenant)` counts one authenticated request into `vla_customer_requests_total{tenant}`. */
+export { CustomerMetrics } from './customer-metrics.service';
 export { HttpMetrics } from './http-metrics.service';
 export { MetricsUnauthorizedError } from './metrics-access.guard';
 export { RouteResolver, UNMATCHED_ROUTE, methodLabel } from './route-label';

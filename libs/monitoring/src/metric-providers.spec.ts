@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { Test } from '@nestjs/testing';
+import { type Gauge, register } from 'prom-client';
 import {
   DuplicateMetricError,
   counterProvider,
@@ -6,7 +8,12 @@ import {
   gaugeProvider,
   histogramProvider,
   summaryProvider,
+  tenantCounterProvider,
+  tenantGaugeProvider,
+  tenantHistogramProvider,
 } from './metric-providers';
+import { MONITORING_OPTIONS } from './monitoring.options';
+import { TenantLabels } from './tenant-labels.service';
 
 /** Names are claimed process-wide, so every test uses its own. */
 const uniqueName = (what: string): string => `vla_test_${what}_${randomBytes(6).toString('hex')}`;
@@ -17,6 +24,9 @@ describe('metric providers', () => {
     ['gauge', gaugeProvider],
     ['histogram', histogramProvider],
     ['summary', summaryProvider],
+    ['tenant counter', tenantCounterProvider],
+    ['tenant gauge', tenantGaugeProvider],
+    ['tenant histogram', tenantHistogramProvider],
   ] as const)('refuses a second %s of the same name', (_kind, declare) => {
     const name = uniqueName('dup');
     declare({ name, help: 'first' });
@@ -24,6 +34,15 @@ describe('metric providers', () => {
     expect(() => declare({ name, help: 'third' })).toThrow(
       `Metric ${name} is declared twice; each name belongs to exactly one declaration.`,
     );
+  });
+
+  it.each([
+    ['a counter and a tenant counter', counterProvider, tenantCounterProvider],
+    ['a tenant gauge and a histogram', tenantGaugeProvider, histogramProvider],
+  ] as const)('refuses the same name for %s', (_kinds, first, second) => {
+    const name = uniqueName('dup_tenant');
+    first({ name, help: 'first' });
+    expect(() => second({ name, help: 'second' })).toThrow(DuplicateMetricError);
   });
 
   it('refuses the same name across metric types', () => {
@@ -80,5 +99,54 @@ describe('metric providers', () => {
     summaryProvider({ name, help: 'once' });
     expect(() => summaryProvider({ name, help: 'twice' })).toThrow(DuplicateMetricError);
     expect(declaredMetricNames().filter((n) => n === name)).toEqual([name]);
+  });
+});
+
+describe('tenant metric providers', () => {
+  afterEach(() => {
+    register.clear();
+  });
+
+  /** A provider a collect() reads from, as a feature's state would be. */
+  class QueueDepth {
+    readonly byTenant = new Map<string, number>();
+  }
+
+  async function build(tenantLabels: boolean, name: string) {
+    register.clear();
+    const moduleRef = await Test.createTestingModule({
+      providers: [
+        { provide: MONITORING_OPTIONS, useValue: { tenantLabels, maxTenants: 1 } },
+        TenantLabels,
+        QueueDepth,
+        tenantGaugeProvider({
+          name,
+          help: 'queued requests',
+          labelNames: ['model'],
+          inject: [QueueDepth, TenantLabels],
+          collect(this: Gauge<'model' | 'tenant'>, depth: QueueDepth, policy: TenantLabels) {
+            this.reset();
+            for (const [tenant, n] of depth.byTenant) this.inc(policy.labels(tenant, { model: 'pi0' }), n);
+          },
+        }),
+      ],
+    }).compile();
+    const depth = moduleRef.get(QueueDepth);
+    depth.byTenant.set('acme', 2).set('globex', 3);
+    return register.getSingleMetricAsString(name);
+  }
+
+  it('builds the metric with the policy and runs collect() with the injected providers', async () => {
+    const name = uniqueName('queued');
+    expect(await build(true, name)).toContain(
+      [`${name}{model="pi0",tenant="acme"} 2`, `${name}{model="pi0",tenant="__other__"} 3`].join('\n'),
+    );
+  });
+
+  it('builds the metric without tenant when tenant labels are off', async () => {
+    const name = uniqueName('queued');
+    const text = await build(false, name);
+    expect(text).toContain(`${name}{model="pi0"} 5`);
+    expect(text).not.toContain('tenant');
   });
 });

@@ -1,10 +1,20 @@
 import type { Provider } from '@nestjs/common';
 import {
+  type MetricProviderInject,
+  getToken,
   makeCounterProvider,
   makeGaugeProvider,
   makeHistogramProvider,
   makeSummaryProvider,
 } from '@willsoto/nestjs-prometheus';
+import type { Counter, Gauge, Histogram } from 'prom-client';
+import {
+  type TENANT_LABEL,
+  TenantLabels,
+  type TenantCounterConfiguration,
+  type TenantGaugeConfiguration,
+  type TenantHistogramConfiguration,
+} from './tenant-labels.service';
 
 /** Raised when two declarations claim one metric name (prom-client would silently share the first). */
 export class DuplicateMetricError extends Error {
@@ -64,4 +74,82 @@ export function histogramProvider(options: HistogramOptions): Provider {
 export function summaryProvider(options: SummaryOptions): Provider {
   claim(options.name);
   return makeSummaryProvider(options);
+}
+
+/**
+ * What `inject` and `collect` mean in the `make*Provider` functions: `collect` runs at scrape time with the
+ * metric as `this` and the injected providers as its arguments.
+ */
+interface InjectableCollect<M> {
+  readonly inject?: MetricProviderInject;
+  readonly collect?: (this: M, ...injected: never[]) => void | Promise<void>;
+}
+
+type TenantCounterOptions<L extends string> = Omit<TenantCounterConfiguration<L>, 'collect'> &
+  InjectableCollect<Counter<L | typeof TENANT_LABEL>>;
+type TenantGaugeOptions<L extends string> = Omit<TenantGaugeConfiguration<L>, 'collect'> &
+  InjectableCollect<Gauge<L | typeof TENANT_LABEL>>;
+type TenantHistogramOptions<L extends string> = Omit<TenantHistogramConfiguration<L>, 'collect'> &
+  InjectableCollect<Histogram<L | typeof TENANT_LABEL>>;
+
+/**
+ * A provider for a metric whose labels depend on the tenant label policy, which is only known when the
+ * module is built: the metric is created by {@link TenantLabels} in the factory, not at declaration.
+ */
+function tenantMetricProvider<M, C extends { readonly name: string } & InjectableCollect<M>>(
+  options: C,
+  create: (
+    policy: TenantLabels,
+    config: Omit<C, 'inject' | 'collect'> & { collect?: (this: M) => void | Promise<void> },
+  ) => M,
+): Provider {
+  claim(options.name);
+  const { inject = [], collect, ...config } = options;
+  return {
+    provide: getToken(options.name),
+    inject: [TenantLabels, ...inject],
+    useFactory(policy: TenantLabels, ...injected: unknown[]): M {
+      if (collect === undefined) return create(policy, config);
+      return create(policy, {
+        ...config,
+        collect(this: M) {
+          // `inject` and `collect`'s parameters are declared together by the caller, as in the adapter.
+          return collect.call(this, ...(injected as never[]));
+        },
+      });
+    },
+  };
+}
+
+/**
+ * Declares a counter with a `tenant` label governed by {@link TenantLabels}: `labelNames` lists the other
+ * labels; `tenant` is added when tenant labels are on. Record with `inc(tenantLabels.labels(tenant, {...}))`.
+ */
+export function tenantCounterProvider<const L extends string = never>(
+  options: TenantCounterOptions<L>,
+): Provider {
+  return tenantMetricProvider<Counter<L | typeof TENANT_LABEL>, TenantCounterOptions<L>>(
+    options,
+    (policy, config) => policy.counter<L>(config),
+  );
+}
+
+/** Declares a gauge with a `tenant` label governed by {@link TenantLabels}; see {@link tenantCounterProvider}. */
+export function tenantGaugeProvider<const L extends string = never>(
+  options: TenantGaugeOptions<L>,
+): Provider {
+  return tenantMetricProvider<Gauge<L | typeof TENANT_LABEL>, TenantGaugeOptions<L>>(
+    options,
+    (policy, config) => policy.gauge<L>(config),
+  );
+}
+
+/** Declares a histogram with a `tenant` label governed by {@link TenantLabels}; see {@link tenantCounterProvider}. */
+export function tenantHistogramProvider<const L extends string = never>(
+  options: TenantHistogramOptions<L>,
+): Provider {
+  return tenantMetricProvider<Histogram<L | typeof TENANT_LABEL>, TenantHistogramOptions<L>>(
+    options,
+    (policy, config) => policy.histogram<L>(config),
+  );
 }

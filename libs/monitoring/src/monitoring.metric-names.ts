@@ -10,6 +10,7 @@ export const MONITORING_METRICS = {
   appInfo: 'vla_application_info',
   uptime: 'vla_application_uptime_seconds',
   health: 'vla_application_health',
+  customerRequests: 'vla_customer_requests_total',
 } as const;
 
 /** Seconds; spans a cached health check (~1 ms) to a slow policy batch (10 s+). */

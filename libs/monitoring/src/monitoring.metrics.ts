@@ -4,7 +4,7 @@ import { ComponentHealth } from './component-health.service';
 import { HttpMetrics } from './http-metrics.service';
 import { MONITORING_OPTIONS, type MonitoringModuleOptions } from './monitoring.options';
 import { LATENCY_BUCKETS_SECONDS, MONITORING_METRICS, SIZE_BUCKETS_BYTES } from './monitoring.metric-names';
-import { counterProvider, gaugeProvider, histogramProvider } from './metric-providers';
+import { counterProvider, gaugeProvider, histogramProvider, tenantCounterProvider } from './metric-providers';
 
 export const monitoringMetricProviders = [
   counterProvider({
@@ -74,5 +74,11 @@ export const monitoringMetricProviders = [
       this.reset();
       for (const [component, up] of snapshot) this.set({ component }, up ? 1 : 0);
     },
+  }),
+  // Business metric (seed 003). Recorded by the auth layer through CustomerMetrics once a request is
+  // authenticated; `tenant` follows the tenant label policy (capped, absent when switched off).
+  tenantCounterProvider({
+    name: MONITORING_METRICS.customerRequests,
+    help: 'Requests from API-key clients, by tenant (capped: tenants past the cap are counted under __other__).',
   }),
 ];

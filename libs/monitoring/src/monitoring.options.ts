@@ -8,6 +8,10 @@ export interface MonitoringModuleOptions {
   readonly public: boolean;
   /** Record the `vla_http_*` metrics (a switch for the overhead benchmark). */
   readonly httpMetrics: boolean;
+  /** Whether per-tenant metrics carry a `tenant` label at all; default true. See `TenantLabels`. */
+  readonly tenantLabels?: boolean;
+  /** Tenants with series of their own; later ones count under `tenant="__other__"`. Default 100. */
+  readonly maxTenants?: number;
   /** prom-client's process and Node.js metrics; default true. */
   readonly defaultMetrics?: boolean;
 }

@@ -124,7 +124,7 @@ describe('loadConfig', () => {
       database: { type: 'sqlite', path: resolve(CWD, 'data/platform.sqlite') },
       redis: null,
       log: { level: 'info' },
-      metrics: { token: null, public: false, httpMetrics: true },
+      metrics: { token: null, public: false, httpMetrics: true, tenantLabels: true, maxTenants: 100 },
       shutdown: { drainDelayMs: 0, timeoutMs: 10_000 },
     });
   });
@@ -459,6 +459,33 @@ describe('HTTP_METRICS_ENABLED', () => {
       'HTTP_METRICS_ENABLED must be true or false.',
     );
   });
+});
+
+describe('METRICS_TENANT_LABELS', () => {
+  it('defaults to on', () => {
+    expect(load({}).metrics.tenantLabels).toBe(true);
+  });
+
+  it.each(['on', 'ON', ' On ', 'true', '1', 'yes'])('reads %j as on', (value) => {
+    expect(load({ METRICS_TENANT_LABELS: value }).metrics.tenantLabels).toBe(true);
+  });
+
+  it.each(['off', 'OFF', 'false', '0', 'no'])('reads %j as off', (value) => {
+    expect(load({ METRICS_TENANT_LABELS: value }).metrics.tenantLabels).toBe(false);
+  });
+
+  it.each(['maybe', 'disabled', '2'])('refuses %j', (value) => {
+    expect(expectRefused({ METRICS_TENANT_LABELS: value }, 'METRICS_TENANT_LABELS', value)).toBe(
+      'METRICS_TENANT_LABELS must be on or off.',
+    );
+  });
+});
+
+describeInteger('METRICS_MAX_TENANTS', {
+  read: (c) => c.metrics.maxTenants,
+  def: 100,
+  min: 1,
+  max: 100_000,
 });
 
 describeInteger('HTTP_BODY_LIMIT_BYTES', {

@@ -33,6 +33,10 @@ export interface AppConfig {
     readonly token: string | null;
     readonly public: boolean;
     readonly httpMetrics: boolean;
+    /** Whether metrics carry a `tenant` label at all (`METRICS_TENANT_LABELS`). */
+    readonly tenantLabels: boolean;
+    /** Tenants with series of their own; the rest count under `__other__` (`METRICS_MAX_TENANTS`). */
+    readonly maxTenants: number;
   };
   readonly shutdown: { readonly drainDelayMs: number; readonly timeoutMs: number };
 }
@@ -114,6 +118,8 @@ function metricsConfig(env: Env): AppConfig['metrics'] {
     token,
     public: booleanVar(env, 'METRICS_PUBLIC', false),
     httpMetrics: booleanVar(env, 'HTTP_METRICS_ENABLED', true),
+    tenantLabels: booleanVar(env, 'METRICS_TENANT_LABELS', true, 'on or off'),
+    maxTenants: integerVar(env, 'METRICS_MAX_TENANTS', 100, 1, 100_000),
   };
 }
 

@@ -62,6 +62,18 @@ export const ENV_VARS = [
     description: '`true` serves `/monitoring/metrics` without a token (only where the network gates it).',
   },
   {
+    name: 'METRICS_TENANT_LABELS',
+    default: 'on',
+    description:
+      '`off` drops the `tenant` label from every metric that has one (fewer series; no per-tenant breakdown).',
+  },
+  {
+    name: 'METRICS_MAX_TENANTS',
+    default: '100',
+    description:
+      'Tenants with series of their own (1-100000), in order of first use; the rest count under `tenant="__other__"`.',
+  },
+  {
     name: 'HTTP_METRICS_ENABLED',
     default: 'true',
     description: 'Record the `vla_http_*` metrics for every request (the benchmark switches it off).',
@@ -146,12 +158,18 @@ export function integerVar(env: Env, name: EnvVarName, def: number, min: number,
   return value;
 }
 
-export function booleanVar(env: Env, name: EnvVarName, def: boolean): boolean {
+/** `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off`; `expects` is how the refusal spells the two values. */
+export function booleanVar(
+  env: Env,
+  name: EnvVarName,
+  def: boolean,
+  expects: 'true or false' | 'on or off' = 'true or false',
+): boolean {
   const raw = readVar(env, name)?.trim().toLowerCase();
   if (raw === undefined) return def;
   if (['true', '1', 'yes', 'on'].includes(raw)) return true;
   if (['false', '0', 'no', 'off'].includes(raw)) return false;
-  throw new ConfigError(`${name} must be true or false.`);
+  throw new ConfigError(`${name} must be ${expects}.`);
 }
 
 export function enumVar<const T extends string>(env: Env, name: EnvVarName, values: readonly T[], def: T): T {
