@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   unauthorized: { status: 401, message: 'Authentication is required.' },
   forbidden: { status: 403, message: 'This credential may not do that.' },
   not_found: { status: 404, message: 'No route matches this method and path.' },
+  conflict: { status: 409, message: 'That already exists.' },
   request_timeout: { status: 408, message: 'The request body did not arrive in time.' },
   payload_too_large: { status: 413, message: 'The request body is larger than the limit.' },
   unsupported_media_type: { status: 415, message: 'Send the body as application/json.' },
