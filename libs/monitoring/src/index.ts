@@ -24,7 +24,12 @@ export { TenantLabels, TENANT_LABEL, OTHER_TENANT } from './tenant-labels.servic
 /** `request(tenant)` counts one authenticated request into `vla_customer_requests_total{tenant}`. */
 export { CustomerMetrics } from './customer-metrics.service';
 export { HttpMetrics } from './http-metrics.service';
-export { MetricsUnauthorizedError } from './metrics-access.guard';
+export {
+  METRICS_ENDPOINT,
+  MetricsAccessPolicy,
+  type MetricsAlternativeCheck,
+  MetricsUnauthorizedError,
+} from './metrics-access.guard';
 export { RouteResolver, UNMATCHED_ROUTE, methodLabel } from './route-label';
 export { constantTimeEqual } from './secure-compare';
 export { renderMetricsCatalogue, type MetricDescription } from './metrics-catalogue';

@@ -1,11 +1,12 @@
-import { Controller, Get, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, Res, SetMetadata, UseGuards } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import { PrometheusController } from '@willsoto/nestjs-prometheus';
 import type { Response } from 'express';
-import { MetricsAccessGuard } from './metrics-access.guard';
+import { METRICS_ENDPOINT, MetricsAccessGuard } from './metrics-access.guard';
 
 /** `GET /monitoring/metrics`: the one registry in Prometheus text format (path set by the module). */
 @ApiTags('monitoring')
+@SetMetadata(METRICS_ENDPOINT, true)
 @Controller()
 export class MetricsController extends PrometheusController {
   @Get()

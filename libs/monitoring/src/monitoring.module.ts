@@ -4,7 +4,7 @@ import { ComponentHealth } from './component-health.service';
 import { CustomerMetrics } from './customer-metrics.service';
 import { ErrorRecorder } from './error-recorder.service';
 import { HttpMetrics } from './http-metrics.service';
-import { MetricsAccessGuard } from './metrics-access.guard';
+import { MetricsAccessGuard, MetricsAccessPolicy } from './metrics-access.guard';
 import { MetricsController } from './metrics.controller';
 import { RouteResolver } from './route-label';
 import { monitoringMetricProviders } from './monitoring.metrics';
@@ -39,9 +39,11 @@ export class MonitoringModule {
         ErrorRecorder,
         HttpMetrics,
         MetricsAccessGuard,
+        MetricsAccessPolicy,
         RouteResolver,
       ],
       exports: [
+        MetricsAccessPolicy,
         MONITORING_OPTIONS,
         ComponentHealth,
         CustomerMetrics,
