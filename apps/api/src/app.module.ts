@@ -2,6 +2,7 @@ import { type DynamicModule, Module, type ModuleMetadata } from '@nestjs/common'
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import { MonitoringModule } from '@app/monitoring';
 import type { Logger } from 'pino';
+import { AuthModule } from './auth/auth.module';
 import { type AppConfig, ConfigModule } from './config';
 import { DatabaseModule } from './database/database.module';
 import { GlobalExceptionFilter } from './errors/global-exception.filter';
@@ -35,6 +36,7 @@ export class AppModule {
         LifecycleModule,
         RedisModule,
         DatabaseModule,
+        AuthModule,
         HealthModule,
         ...extraImports,
       ],

@@ -24,6 +24,15 @@ export function buildOpenApiDocument(app: INestApplication, config: AppConfig): 
       { type: 'apiKey', in: 'header', name: 'X-Admin-Token', description: 'X-Admin-Token: <METRICS_TOKEN>' },
       'metrics-admin-token',
     )
+    .addApiKey(
+      {
+        type: 'apiKey',
+        in: 'header',
+        name: 'X-API-Key',
+        description: 'An API key (or Authorization: Bearer <key>)',
+      },
+      'api-key',
+    )
     .build();
   return SwaggerModule.createDocument(app, builder);
 }

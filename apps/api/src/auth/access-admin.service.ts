@@ -80,7 +80,8 @@ export class AccessAdminService {
       ...(patch.requests_per_minute === undefined ? {} : { requestsPerMinute: patch.requests_per_minute }),
     });
     const updated = await this.tenantOrFail(id);
-    if (updated.disabled !== tenant.disabled) this.events.tenantChanged(updated.id, updated.name);
+    if (updated.disabled !== tenant.disabled)
+      this.events.tenantChanged(updated.id, updated.name, updated.disabled);
     return tenantView(updated);
   }
 

@@ -1,32 +1,22 @@
 import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { InjectMetric, METRICS_ENDPOINT } from '@app/monitoring';
-import type { Request } from 'express';
-import type { Counter } from 'prom-client';
+import { CustomerMetrics, METRICS_ENDPOINT } from '@app/monitoring';
 import type { ApiKeyScope } from '../database/entities';
-import { AppError } from '../errors/app-error';
-import { ApiKeyVerifier, type Principal } from './api-key-verifier.service';
 import { IS_PUBLIC, REQUIRED_SCOPE } from './auth.decorators';
-import { AUTH_METRICS, type AuthFailureReason } from './auth.metrics';
-import { presentedKey } from './presented-key';
-
-/** One message for every kind of bad key: the 401s are byte-identical, whatever went wrong. */
-export const UNAUTHORIZED_MESSAGE =
-  'A valid API key is required: send X-API-Key: <key> or Authorization: Bearer <key>.';
-
-export type AuthenticatedRequest = Request & { auth?: Principal };
+import { type AuthenticatedRequest, AuthService } from './auth.service';
 
 /**
  * The global, deny-by-default guard. A route is public only through `@Public()`; every other route needs a
  * valid key with the scope its metadata names (`@RequireScope`, else `admin`), decided on the matched
  * route's metadata and never on the URL. The metrics endpoint is left to its own guard (its token, or an
- * ops key through {@link AuthService}).
+ * ops key through AuthService).
  */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly auth: AuthService,
+    private readonly customers: CustomerMetrics,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -34,53 +24,11 @@ export class ApiKeyGuard implements CanActivate {
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets) === true) return true;
     if (this.reflector.getAllAndOverride<boolean>(METRICS_ENDPOINT, targets) === true) return true;
     const scope = this.reflector.getAllAndOverride<ApiKeyScope>(REQUIRED_SCOPE, targets) ?? 'admin';
-    await this.auth.authenticate(context.switchToHttp().getRequest<AuthenticatedRequest>(), scope);
+    const principal = await this.auth.authenticate(
+      context.switchToHttp().getRequest<AuthenticatedRequest>(),
+      scope,
+    );
+    this.customers.request(principal.tenantName);
     return true;
-  }
-}
-
-/** Authentication and scope checks, shared by the guard and the metrics endpoint. */
-@Injectable()
-export class AuthService {
-  constructor(
-    private readonly verifier: ApiKeyVerifier,
-    @InjectMetric(AUTH_METRICS.failures) private readonly failures: Counter<'reason'>,
-  ) {}
-
-  /** Attaches the principal to `req`, or throws 401, 403 or 503. */
-  async authenticate(req: AuthenticatedRequest, scope: ApiKeyScope): Promise<Principal> {
-    const presented = presentedKey(req.headers);
-    if (presented.kind !== 'key') this.refuse(presented.kind === 'none' ? 'missing' : 'conflicting');
-    const result = await this.verifier.verify(presented.key);
-    if (!result.ok) {
-      if (result.reason === 'unavailable') {
-        this.failures.inc({ reason: 'unavailable' });
-        throw new AppError(
-          'dependency_unavailable',
-          'The key could not be checked: the database is unavailable.',
-          {
-            retryAfterSeconds: 5,
-            component: 'auth',
-          },
-        );
-      }
-      this.refuse(result.reason);
-    }
-    const principal = result.principal;
-    if (principal.tenantDisabled) {
-      this.failures.inc({ reason: 'tenant_disabled' });
-      throw new AppError('forbidden', 'This tenant is disabled.');
-    }
-    if (!principal.scopes.includes(scope) && !principal.scopes.includes('admin')) {
-      this.failures.inc({ reason: 'scope' });
-      throw new AppError('forbidden', `This key lacks the ${scope} scope.`);
-    }
-    req.auth = principal;
-    return principal;
-  }
-
-  private refuse(reason: AuthFailureReason): never {
-    this.failures.inc({ reason });
-    throw new AppError('unauthorized', UNAUTHORIZED_MESSAGE);
   }
 }

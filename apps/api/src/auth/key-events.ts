@@ -5,7 +5,12 @@ type Listener = (event: KeyEvent) => void;
 /** Something admins did that caches and metrics must learn at once. */
 export type KeyEvent =
   | { readonly type: 'key_revoked'; readonly keyId: string }
-  | { readonly type: 'tenant_changed'; readonly tenantId: string; readonly tenantName: string };
+  | {
+      readonly type: 'tenant_changed';
+      readonly tenantId: string;
+      readonly tenantName: string;
+      readonly disabled: boolean;
+    };
 
 /**
  * In-process notifications from the admin service to the verifier's cache and the metrics. Other
@@ -23,8 +28,8 @@ export class KeyEvents {
     this.emit({ type: 'key_revoked', keyId });
   }
 
-  tenantChanged(tenantId: string, tenantName: string): void {
-    this.emit({ type: 'tenant_changed', tenantId, tenantName });
+  tenantChanged(tenantId: string, tenantName: string, disabled: boolean): void {
+    this.emit({ type: 'tenant_changed', tenantId, tenantName, disabled });
   }
 
   private emit(event: KeyEvent): void {

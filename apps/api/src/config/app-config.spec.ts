@@ -126,6 +126,7 @@ describe('loadConfig', () => {
       log: { level: 'info' },
       metrics: { token: null, public: false, httpMetrics: true, tenantLabels: true, maxTenants: 100 },
       shutdown: { drainDelayMs: 0, timeoutMs: 10_000 },
+      auth: { pepper: null, cacheTtlMs: 5000, bootstrap: true },
     });
   });
 
@@ -521,4 +522,45 @@ describeInteger('SHUTDOWN_TIMEOUT_MS', {
   def: 10_000,
   min: 0,
   max: 600_000,
+});
+
+describe('API_KEY_PEPPER', () => {
+  it('defaults to none', () => {
+    expect(load({}).auth.pepper).toBeNull();
+  });
+
+  it('accepts 16 characters or more, also from API_KEY_PEPPER_FILE', () => {
+    expect(load({ API_KEY_PEPPER: SECRET + SECRET }).auth.pepper).toBe(SECRET + SECRET);
+    expect(load({ API_KEY_PEPPER_FILE: secretFile(`${SECRET}${SECRET}\n`) }).auth.pepper).toBe(
+      SECRET + SECRET,
+    );
+  });
+
+  it('refuses a short pepper without echoing it', () => {
+    expect(expectRefused({ API_KEY_PEPPER: 'short-pepper' }, 'API_KEY_PEPPER', 'short-pepper')).toBe(
+      'API_KEY_PEPPER must be at least 16 characters long.',
+    );
+  });
+});
+
+describeInteger('API_KEY_CACHE_TTL_MS', { read: (c) => c.auth.cacheTtlMs, def: 5000, min: 0, max: 300_000 });
+
+describe('BOOTSTRAP_KEY', () => {
+  it('defaults to on', () => {
+    expect(load({}).auth.bootstrap).toBe(true);
+  });
+
+  it.each([
+    ['off', false],
+    ['false', false],
+    ['on', true],
+  ])('reads %j as %j', (raw, expected) => {
+    expect(load({ BOOTSTRAP_KEY: raw }).auth.bootstrap).toBe(expected);
+  });
+
+  it('refuses anything else, naming the variable', () => {
+    expect(expectRefused({ BOOTSTRAP_KEY: 'maybe' }, 'BOOTSTRAP_KEY')).toBe(
+      'BOOTSTRAP_KEY must be on or off.',
+    );
+  });
 });

@@ -39,6 +39,12 @@ export interface AppConfig {
     readonly maxTenants: number;
   };
   readonly shutdown: { readonly drainDelayMs: number; readonly timeoutMs: number };
+  readonly auth: {
+    /** null when unset: a fixed domain key is used. */
+    readonly pepper: string | null;
+    readonly cacheTtlMs: number;
+    readonly bootstrap: boolean;
+  };
 }
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
@@ -123,6 +129,17 @@ function metricsConfig(env: Env): AppConfig['metrics'] {
   };
 }
 
+function authConfig(env: Env): AppConfig['auth'] {
+  const pepper = readVar(env, 'API_KEY_PEPPER') ?? null;
+  if (pepper !== null && pepper.length < 16)
+    throw new ConfigError('API_KEY_PEPPER must be at least 16 characters long.');
+  return {
+    pepper,
+    cacheTtlMs: integerVar(env, 'API_KEY_CACHE_TTL_MS', 5000, 0, 300_000),
+    bootstrap: booleanVar(env, 'BOOTSTRAP_KEY', true, 'on or off'),
+  };
+}
+
 /**
  * Builds the configuration from an environment. Pure apart from reading `*_FILE` secrets; throws
  * {@link ConfigError} naming the first invalid variable.
@@ -143,6 +160,7 @@ export function loadConfig(env: Env, options: { cwd?: string; version?: string }
     redis: redisConfig(env),
     log: { level: enumVar(env, 'LOG_LEVEL', LOG_LEVELS, 'info') },
     metrics: metricsConfig(env),
+    auth: authConfig(env),
     shutdown: {
       drainDelayMs: integerVar(env, 'SHUTDOWN_DRAIN_DELAY_MS', 0, 0, 600_000),
       timeoutMs: integerVar(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),

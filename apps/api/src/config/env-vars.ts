@@ -94,6 +94,25 @@ export const ENV_VARS = [
     description: 'How long a client may take to send a whole request (headers and body); then 408.',
   },
   {
+    name: 'API_KEY_PEPPER',
+    default: '',
+    description:
+      'Secret that keys the HMAC of stored API-key secrets (16+ characters). Changing it invalidates every key.',
+    secret: true,
+  },
+  {
+    name: 'API_KEY_CACHE_TTL_MS',
+    default: '5000',
+    description:
+      'How long a verified key is trusted without the database: the longest a revoked key keeps working on another replica.',
+  },
+  {
+    name: 'BOOTSTRAP_KEY',
+    default: 'on',
+    description:
+      '`on`: a first start with no keys creates tenant `default` and prints one admin key, once. `off`: never.',
+  },
+  {
     name: 'SHUTDOWN_DRAIN_DELAY_MS',
     default: '0',
     description:

@@ -1,13 +1,28 @@
 import { Controller, Get, HttpCode, Inject } from '@nestjs/common';
 import { HealthCheckService, type HealthCheckResult } from '@nestjs/terminus';
-import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import {
+  ApiOkResponse,
+  ApiOperation,
+  ApiSecurity,
+  ApiServiceUnavailableResponse,
+  ApiTags,
+} from '@nestjs/swagger';
 import { performance } from 'node:perf_hooks';
 import { APP_CONFIG, type AppConfig } from '../config';
+import { Public, RequireScope } from '../auth/auth.decorators';
 import { DatabaseHealthIndicator } from '../database/database.health';
 import { AppError } from '../errors/app-error';
 import { ErrorEnvelopeSchema } from '../errors/error.schema';
 import { LifecycleHealthIndicator } from '../lifecycle/lifecycle.health';
-import { type Liveness, LivenessSchema, type Readiness, ReadinessSchema } from './health.schemas';
+import { RedisHealthIndicator } from '../redis/redis.health';
+import {
+  type DetailedHealth,
+  DetailedHealthSchema,
+  type Liveness,
+  LivenessSchema,
+  type Readiness,
+  ReadinessSchema,
+} from './health.schemas';
 
 @ApiTags('health')
 @Controller('health')
@@ -17,10 +32,12 @@ export class HealthController {
     private readonly health: HealthCheckService,
     private readonly lifecycle: LifecycleHealthIndicator,
     private readonly database: DatabaseHealthIndicator,
+    private readonly redis: RedisHealthIndicator,
   ) {}
 
   /** Liveness: the process answers. Depends on nothing, and stays 200 while draining (a restart would cut requests). */
   @Get()
+  @Public()
   @HttpCode(200)
   @ApiOperation({ summary: 'Liveness (public)' })
   @ApiOkResponse({ standardSchema: LivenessSchema })
@@ -35,6 +52,7 @@ export class HealthController {
 
   /** Readiness: 503 while starting, from the first shutdown signal on, or when the database is unreachable. */
   @Get('ready')
+  @Public()
   @ApiOperation({ summary: 'Readiness (public)' })
   @ApiOkResponse({ standardSchema: ReadinessSchema })
   @ApiServiceUnavailableResponse({ standardSchema: ErrorEnvelopeSchema, description: 'code not_ready' })
@@ -56,5 +74,29 @@ export class HealthController {
       });
     }
     return { status: 'ok', checks: result.details };
+  }
+
+  /**
+   * Every indicator's Terminus result, for operators (scope ops): 200 with `status: "error"` and the failing
+   * components when something is down, so the page itself stays readable during an incident.
+   */
+  @Get('detailed')
+  @RequireScope('ops')
+  @ApiSecurity('api-key')
+  @ApiOperation({ summary: 'Every health indicator (scope ops)' })
+  @ApiOkResponse({ standardSchema: DetailedHealthSchema })
+  async detailed(): Promise<DetailedHealth> {
+    try {
+      const result = await this.health.check([
+        () => this.lifecycle.check('lifecycle'),
+        () => this.database.check('database'),
+        () => this.redis.check('redis'),
+      ]);
+      return { status: result.status, checks: result.details };
+    } catch (error) {
+      const result = (error as { response?: HealthCheckResult }).response;
+      if (result === undefined) throw error;
+      return { status: result.status, checks: result.details };
+    }
   }
 }

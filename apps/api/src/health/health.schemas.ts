@@ -16,5 +16,13 @@ export const ReadinessSchema = z
   })
   .meta({ id: 'Readiness' });
 
+export const DetailedHealthSchema = z
+  .object({
+    status: z.enum(['ok', 'error', 'shutting_down', 'degraded']),
+    checks: z.record(z.string(), z.object({ status: z.string() }).catchall(z.unknown())),
+  })
+  .meta({ id: 'DetailedHealth' });
+
+export type DetailedHealth = z.infer<typeof DetailedHealthSchema>;
 export type Liveness = z.infer<typeof LivenessSchema>;
 export type Readiness = z.infer<typeof ReadinessSchema>;

@@ -7,11 +7,13 @@ import {
   type OnModuleInit,
 } from '@nestjs/common';
 import { ComponentHealth } from '@app/monitoring';
+import { TerminusModule } from '@nestjs/terminus';
 import Redis from 'ioredis';
 import type { Logger } from 'pino';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { ROOT_LOGGER } from '../logging/logging.constants';
 import { REDIS_CLIENT } from './redis.constants';
+import { RedisHealthIndicator } from './redis.health';
 
 const QUIT_TIMEOUT_MS = 2000;
 const ERROR_LOG_INTERVAL_MS = 30_000;
@@ -68,6 +70,7 @@ export class RedisLifecycle implements OnModuleInit, OnApplicationShutdown {
 
 @Global()
 @Module({
+  imports: [TerminusModule],
   providers: [
     {
       provide: REDIS_CLIENT,
@@ -85,7 +88,8 @@ export class RedisLifecycle implements OnModuleInit, OnApplicationShutdown {
             }),
     },
     RedisLifecycle,
+    RedisHealthIndicator,
   ],
-  exports: [REDIS_CLIENT],
+  exports: [REDIS_CLIENT, RedisHealthIndicator],
 })
 export class RedisModule {}

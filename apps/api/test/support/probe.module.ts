@@ -2,6 +2,7 @@ import { Body, Controller, Get, Module, Param, Post, Query } from '@nestjs/commo
 import { PinoLogger } from 'nestjs-pino';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
+import { Public } from '../../src/auth/auth.decorators';
 
 const EchoSchema = z.strictObject({
   name: z.string().min(1).max(50),
@@ -15,6 +16,7 @@ const SleepQuery = z.object({ ms: z.coerce.number().int().min(0).max(60_000) });
  * Test-only routes: a validated body, a route parameter, an unexpected exception and a slow request.
  * Mounted through `createApp(..., { imports })`, never by the real app.
  */
+@Public()
 @Controller('probe')
 export class ProbeController {
   constructor(private readonly logger: PinoLogger) {}
