@@ -1,11 +1,11 @@
 import { InjectMetric } from '@app/monitoring';
-import { Injectable } from '@nestjs/common';
+import { Injectable, type OnModuleInit } from '@nestjs/common';
 import type { Request } from 'express';
 import type { Counter } from 'prom-client';
 import type { ApiKeyScope } from '../database/entities';
 import { AppError } from '../errors/app-error';
 import { ApiKeyVerifier, type Principal } from './api-key-verifier.service';
-import { AUTH_METRICS, type AuthFailureReason } from './auth.metrics';
+import { AUTH_FAILURE_REASONS, AUTH_METRICS, type AuthFailureReason } from './auth.metrics';
 import { presentedKey } from './presented-key';
 
 /** One message for every kind of bad key: the 401s are byte-identical, whatever went wrong. */
@@ -16,11 +16,16 @@ export type AuthenticatedRequest = Request & { auth?: Principal };
 
 /** Authentication and scope checks, shared by the guard and the metrics endpoint. */
 @Injectable()
-export class AuthService {
+export class AuthService implements OnModuleInit {
   constructor(
     private readonly verifier: ApiKeyVerifier,
     @InjectMetric(AUTH_METRICS.failures) private readonly failures: Counter<'reason'>,
   ) {}
+
+  /** Every reason is exported from the start (at 0), so rate() works before the first refusal. */
+  onModuleInit(): void {
+    for (const reason of AUTH_FAILURE_REASONS) this.failures.inc({ reason }, 0);
+  }
 
   /** Attaches the principal to `req`, or throws 401, 403 or 503. */
   async authenticate(req: AuthenticatedRequest, scope: ApiKeyScope): Promise<Principal> {
