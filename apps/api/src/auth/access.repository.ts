@@ -2,6 +2,15 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { In, type Repository } from 'typeorm';
 import { ApiKeyEntity, TenantEntity } from '../database/entities';
+import { AppError } from '../errors/app-error';
+
+/** PostgreSQL's unique_violation, and SQLite's. */
+const UNIQUE_VIOLATIONS = new Set(['23505', 'SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY']);
+
+function isUniqueViolation(error: unknown): boolean {
+  const driverError = (error as { driverError?: { code?: unknown } }).driverError;
+  return UNIQUE_VIOLATIONS.has(String(driverError?.code));
+}
 
 /** Every database call about tenants and API keys. */
 @Injectable()
@@ -11,8 +20,15 @@ export class AccessRepository {
     @InjectRepository(ApiKeyEntity) private readonly keys: Repository<ApiKeyEntity>,
   ) {}
 
-  insertTenant(tenant: Omit<TenantEntity, 'createdAt' | 'keys'>): Promise<unknown> {
-    return this.tenants.insert(tenant);
+  /** Inserts a tenant; a name taken meanwhile (two admins at once, two replicas) is a 409, not a 500. */
+  async insertTenant(tenant: Omit<TenantEntity, 'createdAt' | 'keys'>): Promise<void> {
+    try {
+      await this.tenants.insert(tenant);
+    } catch (error) {
+      if (isUniqueViolation(error))
+        throw new AppError('conflict', `A tenant named ${tenant.name} already exists.`);
+      throw error;
+    }
   }
 
   findTenantById(id: string): Promise<TenantEntity | null> {

@@ -3,6 +3,7 @@ import { Global, Module, type OnModuleInit } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { APP_CONFIG, type AppConfig } from '../config';
+import { DatabaseModule } from '../database/database.module';
 import { ApiKeyEntity, TenantEntity } from '../database/entities';
 import { AccessAdminService } from './access-admin.service';
 import { AccessRepository } from './access.repository';
@@ -25,7 +26,7 @@ const NEGATIVE_CACHE_TTL_MS = 2000;
  */
 @Global()
 @Module({
-  imports: [TypeOrmModule.forFeature([TenantEntity, ApiKeyEntity])],
+  imports: [TypeOrmModule.forFeature([TenantEntity, ApiKeyEntity]), DatabaseModule],
   controllers: [AdminController],
   providers: [
     {
