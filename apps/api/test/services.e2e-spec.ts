@@ -33,7 +33,12 @@ describePg(`PostgreSQL (DATABASE_URL_TEST${pgUrl === undefined ? ' unset: set it
   let t: TestApp;
 
   beforeAll(async () => {
-    t = await startTestApp({ DATABASE_URL: pgUrl!, DATABASE_SCHEMA: schema, METRICS_TOKEN: TOKEN });
+    t = await startTestApp({
+      DATABASE_URL: pgUrl!,
+      DATABASE_SCHEMA: schema,
+      METRICS_TOKEN: TOKEN,
+      BOOTSTRAP_KEY: 'off',
+    });
   });
   afterAll(async () => {
     await t.app.get(DataSource).query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);

@@ -12,13 +12,10 @@ import { ApiKeyVerifier } from './api-key-verifier.service';
 import { ApiKeyGuard } from './api-key.guard';
 import { AuthService } from './auth.service';
 import { authMetricProviders } from './auth.metrics';
-import { AUTH_OPTIONS, type AuthOptions } from './auth.options';
+import { AUTH_OPTIONS, type AuthOptions, authOptionsFromConfig } from './auth.options';
 import { BootstrapKeyService } from './bootstrap-key.service';
 import { KeyEvents } from './key-events';
 import { LastUsedWriter } from './last-used.writer';
-
-/** Unknown key ids are remembered this long: a burst of random keys costs one query per id. */
-const NEGATIVE_CACHE_TTL_MS = 2000;
 
 /**
  * API keys, tenants and scopes: the global deny-by-default guard, the admin API, the bootstrap key, and ops
@@ -32,12 +29,7 @@ const NEGATIVE_CACHE_TTL_MS = 2000;
     {
       provide: AUTH_OPTIONS,
       inject: [APP_CONFIG],
-      useFactory: (config: AppConfig): AuthOptions => ({
-        pepper: config.auth.pepper,
-        cacheTtlMs: config.auth.cacheTtlMs,
-        negativeCacheTtlMs: Math.min(NEGATIVE_CACHE_TTL_MS, config.auth.cacheTtlMs),
-        bootstrap: config.auth.bootstrap,
-      }),
+      useFactory: (config: AppConfig): AuthOptions => authOptionsFromConfig(config),
     },
     ...authMetricProviders,
     AccessRepository,
