@@ -16,6 +16,8 @@ export const LISTENING_LINE = /"msg":"listening on (http:\/\/[^"\s]+)"/;
 
 const HOST = '127.0.0.1';
 const READY_TIMEOUT_MS = 30_000;
+/** At most this many stdout lines are kept from start-up (up to the ready line); the rest are dropped. */
+const MAX_STARTUP_LINES = 1000;
 const STOP_TIMEOUT_MS = 10_000;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -32,7 +34,7 @@ export interface BenchSettings {
   connections: number;
 }
 
-/** BENCH_ROUNDS, BENCH_DURATION_S, BENCH_WARMUP_S, BENCH_INITIAL_WARMUP_S; the defaults keep a run near 2 min. */
+/** BENCH_ROUNDS, BENCH_DURATION_S, BENCH_WARMUP_S, BENCH_INITIAL_WARMUP_S; the defaults keep a bench near 2 min. */
 export function readSettings(env: NodeJS.ProcessEnv): BenchSettings {
   return {
     rounds: positiveInteger(env, 'BENCH_ROUNDS', 5),
@@ -84,6 +86,17 @@ export interface ServerSpec {
   env: Record<string, string>;
 }
 
+/** What a started server offers an arm's request set-up: its origin and what it printed while starting. */
+export interface ServerInfo {
+  readonly origin: string;
+  /**
+   * The stdout lines the server printed up to and including the ready line (at most
+   * {@link MAX_STARTUP_LINES}), e.g. the API's one-time `"bootstrap_admin_key"` line. Later output (the
+   * access log) is never kept.
+   */
+  readonly startupLines: readonly string[];
+}
+
 const children = new Set<ChildProcess>();
 
 /** SIGKILLs every server still running; safe from an `exit` handler (synchronous). */
@@ -92,10 +105,11 @@ export function killAllServers(): void {
   children.clear();
 }
 
-export class ServerProcess {
+export class ServerProcess implements ServerInfo {
   private constructor(
     readonly name: string,
     readonly origin: string,
+    readonly startupLines: readonly string[],
     private readonly child: ChildProcess,
     private readonly stderrTail: () => string,
   ) {}
@@ -118,6 +132,7 @@ export class ServerProcess {
     });
     const stderrTail = (): string => stderr.trim();
 
+    const startupLines: string[] = [];
     const origin = await new Promise<string>((resolve, reject) => {
       let pending = '';
       let ready = false;
@@ -132,25 +147,32 @@ export class ServerProcess {
       );
       // Keeps reading after the ready line and drops the access log, so the pipe never fills and blocks the
       // server's logger.
+      // Complete lines go to startupLines until the ready line (a partial last line waits in `pending`).
       child.stdout?.on('data', (chunk: Buffer) => {
         if (ready) return;
         pending += chunk.toString('utf8');
-        const match = LISTENING_LINE.exec(pending);
-        if (match) {
-          ready = true;
-          pending = '';
-          clearTimeout(timer);
-          resolve(match[1]);
-        } else {
-          pending = pending.slice(-4000);
+        const lines = pending.split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) {
+          if (startupLines.length < MAX_STARTUP_LINES) startupLines.push(line);
+          const match = LISTENING_LINE.exec(line);
+          if (match) {
+            ready = true;
+            pending = '';
+            clearTimeout(timer);
+            resolve(match[1]);
+            return;
+          }
         }
+        // A line that never ends must not grow without bound.
+        pending = pending.slice(-64_000);
       });
       child.once('error', (error) => fail(`could not start: ${error.message}`));
       child.once('exit', (code, signal) => {
         if (!ready) fail(`exited before listening (code ${code ?? 'none'}, signal ${signal ?? 'none'})`);
       });
     });
-    return new ServerProcess(name, origin, child, stderrTail);
+    return new ServerProcess(name, origin, startupLines, child, stderrTail);
   }
 
   get pid(): number | undefined {
@@ -198,6 +220,28 @@ export interface Sample {
   /** Milliseconds, from a microsecond-resolution histogram of 2xx response times. */
   p50Ms: number;
   p99Ms: number;
+  /** Arms with a {@link BackgroundLoad}: what that second stream achieved over the same run. */
+  background?: BackgroundSample;
+}
+
+/** A second, rate-bounded load stream run alongside an arm's measured load (e.g. a flood of bad keys). */
+export interface BackgroundLoad {
+  description: string;
+  /** Requests per second over all its connections (autocannon's `overallRate`). */
+  ratePerSec: number;
+  connections: number;
+  request: RequestSpec;
+  /** Called before every request; the headers it returns are added to that request (e.g. a fresh key). */
+  headersPerRequest?: () => Record<string, string>;
+  /** The status every response must have (e.g. 401); anything else, or any error, fails the run. */
+  expectStatus: number;
+}
+
+export interface BackgroundSample {
+  /** Responses per second (all with the expected status), over the stream's whole run. */
+  reqPerSec: number;
+  requests: number;
+  durationS: number;
 }
 
 /**
@@ -251,16 +295,88 @@ export async function measure(
   };
 }
 
+/**
+ * Starts `load` against `origin` and keeps it going until `stop()` is called (or `maxDurationS` passes);
+ * `stop()` resolves once autocannon has closed its connections (at its next 1 s tick).
+ */
+export function startBackgroundLoad(
+  origin: string,
+  load: BackgroundLoad,
+  maxDurationS: number,
+): { stop: () => Promise<BackgroundSample> } {
+  const { request } = load;
+  let responses = 0;
+  let unexpected = 0;
+  let firstUnexpected: number | null = null;
+  const perRequest = load.headersPerRequest;
+  let instance: autocannon.Instance | undefined;
+  const finished = new Promise<autocannon.Result>((resolve, reject) => {
+    instance = autocannon(
+      {
+        url: new URL(request.path, origin).toString(),
+        method: request.method ?? 'GET',
+        headers: request.headers,
+        body: request.body,
+        connections: load.connections,
+        overallRate: load.ratePerSec,
+        duration: maxDurationS,
+        pipelining: 1,
+        timeout: 10,
+        ...(perRequest
+          ? {
+              requests: [
+                {
+                  setupRequest: (req) => ({ ...req, headers: { ...req.headers, ...perRequest() } }),
+                },
+              ],
+            }
+          : {}),
+      },
+      (error, res) => (error ? reject(error) : resolve(res)),
+    );
+    instance.on('response', (_client: unknown, statusCode: number) => {
+      responses++;
+      if (statusCode !== load.expectStatus) {
+        unexpected++;
+        firstUnexpected ??= statusCode;
+      }
+    });
+  });
+  return {
+    stop: async () => {
+      instance?.stop();
+      const result = await finished;
+      const described = `background ${request.method ?? 'GET'} ${origin}${request.path}`;
+      if (result.errors > 0 || unexpected > 0) {
+        throw new Error(
+          `${described}: ${result.errors} errors (${result.timeouts} timeouts), ${unexpected} responses ` +
+            `other than ${load.expectStatus} (first: ${firstUnexpected ?? 'none'}) out of ${responses}`,
+        );
+      }
+      return { reqPerSec: responses / result.duration, requests: responses, durationS: result.duration };
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Benchmarks: arms measured in interleaved rounds, compared round by round
 
-/** One variant under load: its own server process and the request it is hit with. */
+/** One variant under load: its server process and the request it is hit with. */
 export interface ArmSpec {
   name: string;
   description: string;
+  /**
+   * Each distinct object is one server process. Arms given the very same object share that process (e.g.
+   * two routes of one API compared inside one process); arms with separate objects never do.
+   */
   server: ServerSpec;
-  /** Either fixed, or resolved once against the running server (e.g. to create an API key first). */
-  request: RequestSpec | ((origin: string) => Promise<RequestSpec>);
+  /**
+   * Either fixed, or resolved once against the running server (e.g. to read the key it printed at start-up,
+   * or to create one, then send it as a header).
+   */
+  request: RequestSpec | ((origin: string, server: ServerInfo) => Promise<RequestSpec>);
+  /** A second load stream kept running during this arm's warm-ups and measured runs (and only then). */
+  background?: BackgroundLoad;
 }
 
 /** candidate / baseline, per round. A throughput ratio below 1 means the candidate is slower. */
@@ -334,17 +450,36 @@ export async function runBench(
   const servers: ServerProcess[] = [];
   try {
     const arms: { spec: ArmSpec; server: ServerProcess; request: RequestSpec }[] = [];
+    const started = new Map<ServerSpec, ServerProcess>();
     for (const arm of spec.arms) {
-      const server = await ServerProcess.start(`${spec.name}/${arm.name}`, arm.server, pinning);
-      servers.push(server);
-      const request = typeof arm.request === 'function' ? await arm.request(server.origin) : arm.request;
+      let server = started.get(arm.server);
+      if (server === undefined) {
+        server = await ServerProcess.start(`${spec.name}/${arm.name}`, arm.server, pinning);
+        started.set(arm.server, server);
+        servers.push(server);
+        log(`[${spec.name}] ${arm.name} listening on ${server.origin}`);
+      } else {
+        log(`[${spec.name}] ${arm.name} shares the server on ${server.origin}`);
+      }
+      const request =
+        typeof arm.request === 'function' ? await arm.request(server.origin, server) : arm.request;
       arms.push({ spec: arm, server, request });
-      log(`[${spec.name}] ${arm.name} listening on ${server.origin}`);
     }
 
     const run = async (arm: (typeof arms)[number], durationS: number): Promise<Sample> => {
       if (!arm.server.alive) throw new Error(arm.server.describeExit());
-      return measure(arm.server.origin, arm.request, durationS, settings.connections);
+      if (arm.spec.background === undefined)
+        return measure(arm.server.origin, arm.request, durationS, settings.connections);
+      const background = startBackgroundLoad(arm.server.origin, arm.spec.background, durationS + 60);
+      let sample: Sample;
+      try {
+        sample = await measure(arm.server.origin, arm.request, durationS, settings.connections);
+      } catch (error) {
+        await background.stop().catch(() => undefined);
+        throw error;
+      }
+      // Awaited: the stream never overlaps the next run.
+      return { ...sample, background: await background.stop() };
     };
 
     const meter = startInterferenceMeter(() => servers.flatMap((s) => (s.pid === undefined ? [] : [s.pid])));
@@ -361,7 +496,8 @@ export async function runBench(
         log(
           `[${spec.name}] round ${round + 1}/${settings.rounds} ${arm.spec.name.padEnd(22)} ` +
             `${sample.reqPerSec.toFixed(0).padStart(7)} req/s  p50 ${sample.p50Ms.toFixed(3)} ms  ` +
-            `p99 ${sample.p99Ms.toFixed(3)} ms`,
+            `p99 ${sample.p99Ms.toFixed(3)} ms` +
+            (sample.background ? `  (background ${sample.background.reqPerSec.toFixed(0)} req/s)` : ''),
         );
       }
     }
@@ -439,9 +575,9 @@ function validate(spec: BenchSpec): void {
 /** Seconds of load a bench generates with these settings (server start-up not included). */
 export function expectedLoadSeconds(spec: BenchSpec, settings: BenchSettings): number {
   const perArm = settings.initialWarmupS + settings.rounds * (settings.warmupS + settings.durationS);
-  // autocannon stops on its 1 s sample tick, so allow a second per run on top.
+  // autocannon stops on its 1 s sample tick, so allow a second per run on top (two with a background stream).
   const runs = 1 + 2 * settings.rounds;
-  return spec.arms.length * (perArm + runs);
+  return spec.arms.reduce((sum, arm) => sum + perArm + runs * (arm.background ? 2 : 1), 0);
 }
 
 // ---------------------------------------------------------------------------------------------------------

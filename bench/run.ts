@@ -15,11 +15,12 @@ import {
   runBench,
   secondsSince,
 } from './harness';
+import { authOverheadBench } from './auth-overhead.bench';
 import { httpOverheadBench } from './http-overhead.bench';
 import { machineInfo, resultBaseName, type RunReport, toMarkdown } from './report';
 
 /** Every benchmark, in the order they run. Add new ones here. */
-const BENCHES: BenchFactory[] = [httpOverheadBench];
+const BENCHES: BenchFactory[] = [httpOverheadBench, authOverheadBench];
 
 /** Start-up and shutdown allowance per bench on top of its load time, for the run's hard deadline. */
 const OVERHEAD_PER_BENCH_S = 60;

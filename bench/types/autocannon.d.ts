@@ -14,6 +14,21 @@ declare module 'autocannon' {
       body?: string;
       /** Seconds before a request counts as timed out. */
       timeout?: number;
+      /** Requests per second over all connections; unlimited when absent. */
+      overallRate?: number;
+      /** Each connection loops over these; `setupRequest` runs before every request and may rewrite it. */
+      requests?: RequestOptions[];
+    }
+
+    interface RequestOptions {
+      setupRequest?: (request: BuiltRequest) => BuiltRequest;
+    }
+
+    interface BuiltRequest {
+      method: string;
+      path: string;
+      headers: Record<string, string>;
+      body?: string | Buffer;
     }
 
     interface Result {

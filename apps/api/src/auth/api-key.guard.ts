@@ -19,15 +19,17 @@ export class ApiKeyGuard implements CanActivate {
     private readonly customers: CustomerMetrics,
   ) {}
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  /** Public routes and the metrics endpoint answer synchronously: no promise on their path. */
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets) === true) return true;
     if (this.reflector.getAllAndOverride<boolean>(METRICS_ENDPOINT, targets) === true) return true;
     const scope = this.reflector.getAllAndOverride<ApiKeyScope>(REQUIRED_SCOPE, targets) ?? 'admin';
-    const principal = await this.auth.authenticate(
-      context.switchToHttp().getRequest<AuthenticatedRequest>(),
-      scope,
-    );
+    return this.authenticate(context.switchToHttp().getRequest<AuthenticatedRequest>(), scope);
+  }
+
+  private async authenticate(req: AuthenticatedRequest, scope: ApiKeyScope): Promise<boolean> {
+    const principal = await this.auth.authenticate(req, scope);
     this.customers.request(principal.tenantName);
     return true;
   }
