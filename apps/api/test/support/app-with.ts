@@ -1,71 +1,13 @@
-import type { ModuleMetadata } from '@nestjs/common';
-import type { NestExpressApplication } from '@nestjs/platform-express';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { type Metric, register } from 'prom-client';
 import { DataSource } from 'typeorm';
-import { Agent, request } from 'undici';
-import { loadConfig } from '../../src/config';
-import { startServer } from '../../src/server';
-import { LogCapture } from './log-capture';
-import { ProbeModule } from './probe.module';
 import { postgresTestUrl, uniqueSchema } from './services';
-import type { TestApp } from './test-app';
+import { startTestAppWith, type TestApp } from './test-app';
 
-type Imports = NonNullable<ModuleMetadata['imports']>;
-
-/**
- * Like `startTestApp`, with the modules to mount (the probe routes by default) and a database the caller may
- * share between apps: with `env.DATABASE_URL` set the app uses it and `close()` leaves it alone; without it,
- * the app gets a fresh SQLite file that `close()` removes. The metrics registry is process-wide: it is
- * cleared first, so of two apps in one process only the last started should be scraped.
- */
-export async function startTestAppWith(
-  env: Record<string, string> = {},
-  imports: Imports = [ProbeModule],
-): Promise<TestApp> {
-  register.clear();
-  const dir = env.DATABASE_URL === undefined ? mkdtempSync(join(tmpdir(), 'vla-e2e-')) : undefined;
-  const config = loadConfig(
-    {
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      ...(dir === undefined ? {} : { DATABASE_URL: `sqlite:${join(dir, 'platform.sqlite')}` }),
-      ...env,
-    },
-    { version: '0.0.0-test' },
-  );
-  const logs = new LogCapture();
-  const running = await startServer(config, { logDestination: logs, imports });
-  const app: NestExpressApplication = running.app;
-  const agent = new Agent({ connections: 16 });
-  return {
-    url: running.url,
-    app,
-    config,
-    logs,
-    async fetch(path, init = {}) {
-      const res = await request(`${running.url}${path}`, {
-        method: (init.method ?? 'GET') as 'GET',
-        headers: init.headers,
-        body: init.body,
-        dispatcher: agent,
-      });
-      const text = await res.body.text();
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headers[k] = v;
-      return { status: res.statusCode, headers, text, json: () => JSON.parse(text) as unknown };
-    },
-    async close() {
-      await agent.close();
-      await running.app.close();
-      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
+export { startTestAppWith };
 
 /** A database several apps can share: the env that points an app at it, and how to get rid of it. */
 export interface TestDatabase {
