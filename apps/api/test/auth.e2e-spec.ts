@@ -8,6 +8,7 @@ import {
   forgeKey,
   KEY_PATTERN,
   publicIdOf,
+  KEY_VIEW_FIELDS,
 } from './support/api-keys';
 import {
   alongside,
@@ -25,18 +26,6 @@ import type { TestApp } from './support/test-app';
 
 const ISO = expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) as string;
 const UNAUTHORIZED = 'A valid API key is required: send X-API-Key: <key> or Authorization: Bearer <key>.';
-const KEY_VIEW_FIELDS = [
-  'created_at',
-  'expires_at',
-  'id',
-  'last_used_at',
-  'max_concurrent',
-  'name',
-  'requests_per_minute',
-  'revoked_at',
-  'scopes',
-  'tenant',
-];
 const FAILURES = 'vla_auth_failures_total';
 
 function error(code: string, message: string, requestId: string = expect.any(String) as string) {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { API_KEY_PATTERN } from '../src/auth/api-key-format';
 import type { CreatedKey, KeyView, TenantView } from '../src/auth/access.schemas';
+import { KEY_VIEW_FIELDS } from './support/api-keys';
 import { eventually } from './support/eventually';
 import { postgresTestUrl, uniqueSchema } from './support/services';
 import { startTestApp, type TestApp } from './support/test-app';
@@ -107,20 +108,7 @@ describe('CLI on SQLite, with the server on the same database file', () => {
     const keys = JSON.parse(run.stdout) as KeyView[];
     expect(keys.map((k) => k.id)).toContain(created.id);
     for (const key of keys) {
-      expect(Object.keys(key).sort()).toEqual(
-        [
-          'created_at',
-          'expires_at',
-          'id',
-          'last_used_at',
-          'max_concurrent',
-          'name',
-          'requests_per_minute',
-          'revoked_at',
-          'scopes',
-          'tenant',
-        ].sort(),
-      );
+      expect(Object.keys(key).sort()).toEqual([...KEY_VIEW_FIELDS].sort());
     }
     expect(run.stdout).not.toContain(created.key);
     expect(run.stdout).not.toContain(created.key.slice(`vla_${created.id}_`.length));

@@ -100,3 +100,17 @@ export class AdminApi {
     if (res.status !== 200) throw new Error(`PATCH /admin/tenants: ${res.status} ${res.text}`);
   }
 }
+
+/** The fields of a key in the admin API and the CLI: never a secret or a hash. */
+export const KEY_VIEW_FIELDS = [
+  'created_at',
+  'expires_at',
+  'id',
+  'last_used_at',
+  'max_concurrent',
+  'name',
+  'requests_per_minute',
+  'revoked_at',
+  'scopes',
+  'tenant',
+];
