@@ -14,6 +14,7 @@ const shared = {
   // One line per lib alias, as in tsconfig.json's `paths`.
   moduleNameMapper: {
     '^@app/monitoring$': '<rootDir>/libs/monitoring/src',
+    '^@app/safety$': '<rootDir>/libs/safety/src',
   },
 };
 

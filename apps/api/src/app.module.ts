@@ -1,6 +1,7 @@
 import { type DynamicModule, Module, type ModuleMetadata } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import { MonitoringModule } from '@app/monitoring';
+import { SafetyModule } from '@app/safety';
 import type { Logger } from 'pino';
 import { AuthModule } from './auth/auth.module';
 import { type AppConfig, ConfigModule } from './config';
@@ -34,6 +35,7 @@ export class AppModule {
           maxTenants: config.metrics.maxTenants,
         }),
         LifecycleModule,
+        SafetyModule.forRoot({ robotsDir: config.robots.dir }),
         RedisModule,
         DatabaseModule,
         AuthModule,

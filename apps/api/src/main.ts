@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { RobotProfileError } from '@app/safety';
 import { ConfigError, loadConfig } from './config';
 import { readVersion } from './config/version';
 import { startServer } from './server';
@@ -22,6 +23,13 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof RobotProfileError) {
+    fatal(`invalid robot profile: ${error.message}`, {
+      code: error.code,
+      file: error.source,
+      field: error.field,
+    });
+  }
   fatal('startup failed', {
     err: error instanceof Error ? { type: error.constructor.name, message: error.message } : String(error),
   });

@@ -125,6 +125,7 @@ describe('loadConfig', () => {
       redis: null,
       log: { level: 'info' },
       metrics: { token: null, public: false, httpMetrics: true, tenantLabels: true, maxTenants: 100 },
+      robots: { dir: resolve(CWD, 'config/robots') },
       shutdown: { drainDelayMs: 0, timeoutMs: 10_000 },
       auth: { pepper: null, cacheTtlMs: 5000, bootstrap: true },
     });
@@ -544,6 +545,23 @@ describe('API_KEY_PEPPER', () => {
 });
 
 describeInteger('API_KEY_CACHE_TTL_MS', { read: (c) => c.auth.cacheTtlMs, def: 5000, min: 0, max: 300_000 });
+
+describe('ROBOTS_DIR', () => {
+  it('defaults to config/robots, resolved against the working directory', () => {
+    expect(load({}).robots.dir).toBe(resolve(CWD, 'config/robots'));
+  });
+
+  it('resolves a relative folder against cwd and keeps an absolute one', () => {
+    expect(load({ ROBOTS_DIR: 'etc/robots' }).robots.dir).toBe(join(CWD, 'etc', 'robots'));
+    expect(load({ ROBOTS_DIR: '/etc/vla/robots' }).robots.dir).toBe('/etc/vla/robots');
+  });
+
+  it('refuses a path with control characters', () => {
+    expect(expectRefused({ ROBOTS_DIR: 'config/\nrobots' }, 'ROBOTS_DIR')).toBe(
+      'ROBOTS_DIR must be a folder path.',
+    );
+  });
+});
 
 describe('BOOTSTRAP_KEY', () => {
   it('defaults to on', () => {

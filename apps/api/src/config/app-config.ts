@@ -39,6 +39,8 @@ export interface AppConfig {
     readonly maxTenants: number;
   };
   readonly shutdown: { readonly drainDelayMs: number; readonly timeoutMs: number };
+  /** Robot profiles (`<robot_type>.yaml`) for the safety checks: an absolute folder path. */
+  readonly robots: { readonly dir: string };
   readonly auth: {
     /** null when unset: a fixed domain key is used. */
     readonly pepper: string | null;
@@ -140,6 +142,13 @@ function authConfig(env: Env): AppConfig['auth'] {
   };
 }
 
+function robotsDir(env: Env, cwd: string): string {
+  const dir = readVar(env, 'ROBOTS_DIR') ?? 'config/robots';
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
+  if (/[\u0000-\u001f\u007f]/.test(dir)) throw new ConfigError('ROBOTS_DIR must be a folder path.');
+  return isAbsolute(dir) ? dir : resolve(cwd, dir);
+}
+
 /**
  * Builds the configuration from an environment. Pure apart from reading `*_FILE` secrets; throws
  * {@link ConfigError} naming the first invalid variable.
@@ -161,6 +170,7 @@ export function loadConfig(env: Env, options: { cwd?: string; version?: string }
     log: { level: enumVar(env, 'LOG_LEVEL', LOG_LEVELS, 'info') },
     metrics: metricsConfig(env),
     auth: authConfig(env),
+    robots: { dir: robotsDir(env, options.cwd ?? process.cwd()) },
     shutdown: {
       drainDelayMs: integerVar(env, 'SHUTDOWN_DRAIN_DELAY_MS', 0, 0, 600_000),
       timeoutMs: integerVar(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),

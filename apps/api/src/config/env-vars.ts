@@ -113,6 +113,12 @@ export const ENV_VARS = [
       '`on`: a first start with no keys creates tenant `default` and prints one admin key, once. `off`: never.',
   },
   {
+    name: 'ROBOTS_DIR',
+    default: 'config/robots',
+    description:
+      'Folder of robot profiles (`<robot_type>.yaml`: limits for the safety checks), relative to the working directory. Start-up fails if one is invalid.',
+  },
+  {
     name: 'SHUTDOWN_DRAIN_DELAY_MS',
     default: '0',
     description:
