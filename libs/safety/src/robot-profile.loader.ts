@@ -1,10 +1,12 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, isAbsolute, join, relative } from 'node:path';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import type { RobotProfile } from './robot-profile';
 import { ROBOT_TYPE_PATTERN, RobotProfileError, parseRobotProfile } from './robot-profile.schema';
 
 const PROFILE_EXTENSIONS = new Set(['.yaml', '.yml']);
+const isProfileFile = (name: string) =>
+  !name.startsWith('.') && PROFILE_EXTENSIONS.has(extname(name).toLowerCase());
 /** A profile is a few kilobytes; anything much larger is not one. */
 const MAX_PROFILE_BYTES = 256 * 1024;
 
@@ -43,14 +45,25 @@ export function loadRobotProfileFile(path: string, cwd = process.cwd()): RobotPr
     );
   }
   // uniqueKeys (the default) makes a repeated key an error rather than a silent override.
-  const doc = parseDocument(text, { prettyErrors: false });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, lineCounter });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem !== undefined) {
-    const at = problem.linePos?.[0];
-    const where = at === undefined ? 'YAML' : `line ${at.line}, column ${at.col}`;
-    throw new RobotProfileError(source, where, problem.message.split('\n')[0]);
+    const at = lineCounter.linePos(problem.pos[0]);
+    throw new RobotProfileError(source, `line ${at.line}, column ${at.col}`, problem.message.split('\n')[0]);
   }
-  return parseRobotProfile(doc.toJS({ maxAliasCount: 0 }), source, robotType);
+  let raw: unknown;
+  try {
+    // No aliases: a profile is small and explicit, and this shuts out alias bombs.
+    raw = doc.toJS({ maxAliasCount: 0 });
+  } catch (error) {
+    throw new RobotProfileError(
+      source,
+      'YAML',
+      `${error instanceof Error ? error.message : String(error)}: write each value out instead of using anchors and aliases`,
+    );
+  }
+  return parseRobotProfile(raw, source, robotType, basename(path));
 }
 
 /**
@@ -74,7 +87,7 @@ export function loadRobotProfiles(dir: string, cwd = process.cwd()): ReadonlyMap
     );
   }
   const files = names
-    .filter((n) => !n.startsWith('.') && PROFILE_EXTENSIONS.has(extname(n)))
+    .filter(isProfileFile)
     .sort()
     .map((n) => join(dir, n));
   if (files.length === 0) {

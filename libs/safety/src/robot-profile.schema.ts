@@ -72,28 +72,50 @@ function fieldPath(path: readonly PropertyKey[]): string {
     .join('');
 }
 
+/** The value at a zod path inside the raw document, or undefined where there is none. */
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let value = raw;
+  for (const key of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
 /**
  * Validates a parsed profile document and builds the {@link RobotProfile}. `source` names the file in every
- * error; `expectedType`, when given, must equal `robot_type` (the file name). Throws {@link RobotProfileError}.
+ * error; `expectedType`, when given, must equal `robot_type` (taken from `fileName`). Throws
+ * {@link RobotProfileError}.
  */
-export function parseRobotProfile(raw: unknown, source: string, expectedType?: string): RobotProfile {
+export function parseRobotProfile(
+  raw: unknown,
+  source: string,
+  expectedType?: string,
+  fileName = `${expectedType}.yaml`,
+): RobotProfile {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new RobotProfileError(source, '', 'must be a mapping of profile fields');
+  }
   const parsed = profileSchema.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field =
-      issue.code === 'unrecognized_keys' ? fieldPath([...issue.path, issue.keys[0]]) : fieldPath(issue.path);
-    const reason = issue.code === 'unrecognized_keys' ? 'is not a profile field' : issue.message;
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-      throw new RobotProfileError(source, '', 'must be a mapping of profile fields');
+    // A misspelt key also shows up as a missing one: name the misspelling, the likelier cause.
+    const issue = parsed.error.issues.find((i) => i.code === 'unrecognized_keys') ?? parsed.error.issues[0];
+    if (issue.code === 'unrecognized_keys') {
+      throw new RobotProfileError(
+        source,
+        fieldPath([...issue.path, issue.keys[0]]),
+        'is not a profile field',
+      );
     }
-    throw new RobotProfileError(source, field, reason);
+    const missing = valueAt(raw, issue.path) === undefined;
+    throw new RobotProfileError(source, fieldPath(issue.path), missing ? 'is required' : issue.message);
   }
   const p = parsed.data;
   const fail = (field: string, reason: string): never => {
     throw new RobotProfileError(source, field, reason);
   };
   if (expectedType !== undefined && p.robot_type !== expectedType) {
-    fail('robot_type', `is ${p.robot_type}, but the file is named ${expectedType}.yaml; they must match`);
+    fail('robot_type', `is ${p.robot_type}, but the file is named ${fileName}; they must match`);
   }
   const dimensions = p.action.map((d, i) => buildDimension(p, i, fail));
 
