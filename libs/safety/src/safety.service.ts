@@ -7,6 +7,7 @@ import {
   type CheckOptions,
   type ChunkInput,
   SAFETY_OUTCOMES,
+  type SafetyOutcome,
   type SafetyResult,
   checkActionChunk,
 } from './safety-checker';
@@ -36,8 +37,11 @@ const REPAIRS: Partial<Record<ViolationType, ModificationType>> = {
 /** Checks action chunks (see {@link checkActionChunk}) and records every decision in the safety metrics. */
 @Injectable()
 export class SafetyService {
+  /** One child per outcome, bound once: `inc()` on it skips hashing the labels on every check. */
+  private readonly byOutcome: Record<SafetyOutcome, Counter.Internal>;
+
   constructor(
-    @InjectMetric(SAFETY_METRICS.checks) private readonly checks: Counter<'result'>,
+    @InjectMetric(SAFETY_METRICS.checks) checks: Counter<'result'>,
     @InjectMetric(SAFETY_METRICS.rejections)
     private readonly rejections: Counter<'severity' | 'violation_type'>,
     @InjectMetric(SAFETY_METRICS.modifications) private readonly modifications: Counter<'modification_type'>,
@@ -45,7 +49,12 @@ export class SafetyService {
     @InjectMetric(SAFETY_METRICS.duration) private readonly duration: Histogram,
   ) {
     // Every known series exists from the start, so a rate over it is defined before the first event.
-    for (const result of SAFETY_OUTCOMES) checks.inc({ result }, 0);
+    this.byOutcome = {
+      pass: checks.labels({ result: 'pass' }),
+      modified: checks.labels({ result: 'modified' }),
+      rejected: checks.labels({ result: 'rejected' }),
+    };
+    for (const result of SAFETY_OUTCOMES) this.byOutcome[result].inc(0);
     for (const severity of REJECTION_SEVERITIES) {
       for (const violation_type of VIOLATION_TYPES) rejections.inc({ severity, violation_type }, 0);
     }
@@ -67,12 +76,12 @@ export class SafetyService {
     const result = checkActionChunk(chunk, profile, currentState, mode, options);
     const durationMs = performance.now() - started;
     this.record(result, durationMs);
-    return { ...result, durationMs };
+    return { report: result.report, chunk: result.chunk, rejection: result.rejection, durationMs };
   }
 
   private record(result: SafetyResult, durationMs: number): void {
     const { report } = result;
-    this.checks.inc({ result: report.outcome });
+    this.byOutcome[report.outcome].inc();
     this.score.observe(report.score);
     this.duration.observe(durationMs / 1000);
     const types = VIOLATION_TYPES.filter((t) => report.counts[t] !== undefined);
