@@ -3,13 +3,13 @@
 // response must do with the same chunk anyway (rows + JSON.stringify). Interleaved rounds, all arms in one
 // run; writes bench/results/<date>-<host>-safety-check.{json,md}.
 import {
-  SAFETY_METRICS,
   SafetyService,
   checkActionChunk,
   loadRobotProfiles,
+  safetyMetricsIn,
   type SafetyMode,
 } from '@app/safety';
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { machineInfo } from './report';
@@ -48,27 +48,7 @@ broken[35 * D + 8] += 1;
 const nonFinite = Float32Array.from(clean.data);
 nonFinite[25 * D + 3] = NaN;
 
-function serviceWithRegistry(): SafetyService {
-  const registers = [new Registry()];
-  return new SafetyService(
-    new Counter({ name: SAFETY_METRICS.checks, help: 'h', labelNames: ['result'], registers }),
-    new Counter({
-      name: SAFETY_METRICS.rejections,
-      help: 'h',
-      labelNames: ['severity', 'violation_type'],
-      registers,
-    }),
-    new Counter({
-      name: SAFETY_METRICS.modifications,
-      help: 'h',
-      labelNames: ['modification_type'],
-      registers,
-    }),
-    new Histogram({ name: SAFETY_METRICS.score, help: 'h', buckets: [0, 0.5, 1], registers }),
-    new Histogram({ name: SAFETY_METRICS.duration, help: 'h', buckets: [1e-5, 1e-4], registers }),
-  );
-}
-const service = serviceWithRegistry();
+const service = SafetyService.withMetrics(safetyMetricsIn(new Registry()));
 
 const chunkOf = (data: Float32Array) => ({ horizon: H, dim: D, data });
 const check = (data: Float32Array, mode: SafetyMode) => () =>
@@ -137,13 +117,11 @@ function main(): void {
     perRound: perRound[name],
   }));
   const comparisons = [
-    ...names
-      .slice(1)
-      .map((name) => ({
-        candidate: name,
-        baseline,
-        ratio: summarize(ratios(perRound[name], perRound[baseline])),
-      })),
+    ...names.slice(1).map((name) => ({
+      candidate: name,
+      baseline,
+      ratio: summarize(ratios(perRound[name], perRound[baseline])),
+    })),
     {
       candidate: 'check, pass, with metrics (SafetyService)',
       baseline: pass,

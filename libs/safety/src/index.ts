@@ -34,4 +34,10 @@ export {
 /** Profile parsing: a {@link RobotProfileError} names the file and the field that is wrong. */
 export { parseRobotProfile, RobotProfileError } from './robot-profile.schema';
 export { loadRobotProfileFile, loadRobotProfiles } from './robot-profile.loader';
-export { SAFETY_METRICS, MODIFICATION_TYPES, REJECTION_SEVERITIES } from './safety.metrics';
+export {
+  SAFETY_METRICS,
+  MODIFICATION_TYPES,
+  REJECTION_SEVERITIES,
+  safetyMetricsIn,
+  type SafetyMetrics,
+} from './safety.metrics';

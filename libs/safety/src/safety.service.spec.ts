@@ -1,34 +1,12 @@
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { armProfile, chunk } from '../test/profile-fixtures';
 import { SafetyService } from './safety.service';
-import { CHECK_DURATION_BUCKETS_SECONDS, SAFETY_METRICS, SCORE_BUCKETS } from './safety.metrics';
+import { safetyMetricsIn } from './safety.metrics';
 
-/** A service over metrics in a registry of its own, declared as safety.metrics.ts declares them. */
+/** A service over the safety metrics in a registry of its own. */
 function serviceWithRegistry() {
   const registry = new Registry();
-  const registers = [registry];
-  const service = new SafetyService(
-    new Counter({ name: SAFETY_METRICS.checks, help: 'h', labelNames: ['result'], registers }),
-    new Counter({
-      name: SAFETY_METRICS.rejections,
-      help: 'h',
-      labelNames: ['severity', 'violation_type'],
-      registers,
-    }),
-    new Counter({
-      name: SAFETY_METRICS.modifications,
-      help: 'h',
-      labelNames: ['modification_type'],
-      registers,
-    }),
-    new Histogram({ name: SAFETY_METRICS.score, help: 'h', buckets: SCORE_BUCKETS, registers }),
-    new Histogram({
-      name: SAFETY_METRICS.duration,
-      help: 'h',
-      buckets: CHECK_DURATION_BUCKETS_SECONDS,
-      registers,
-    }),
-  );
+  const service = SafetyService.withMetrics(safetyMetricsIn(registry));
   /** `name{labels}` → value, for every series the registry exports. */
   const values = async (): Promise<Record<string, number>> => {
     const out: Record<string, number> = {};

@@ -17,6 +17,7 @@ import {
   REJECTION_SEVERITIES,
   type RejectionSeverity,
   SAFETY_METRICS,
+  type SafetyMetrics,
 } from './safety.metrics';
 
 /** A check's result and how long it took. */
@@ -59,6 +60,17 @@ export class SafetyService {
       for (const violation_type of VIOLATION_TYPES) rejections.inc({ severity, violation_type }, 0);
     }
     for (const modification_type of MODIFICATION_TYPES) modifications.inc({ modification_type }, 0);
+  }
+
+  /** A service recording into `metrics` ({@link safetyMetricsIn}), for use outside Nest. */
+  static withMetrics(metrics: SafetyMetrics): SafetyService {
+    return new SafetyService(
+      metrics.checks,
+      metrics.rejections,
+      metrics.modifications,
+      metrics.score,
+      metrics.duration,
+    );
   }
 
   /**
