@@ -147,10 +147,11 @@ class Findings {
       });
     }
   }
+}
 
-  types(): ViolationType[] {
-    return VIOLATION_TYPES.filter((t) => this.counts[t] !== undefined);
-  }
+/** The violation types present in a report's `counts`, in {@link VIOLATION_TYPES} order. */
+export function violationTypes(counts: SafetyReport['counts']): ViolationType[] {
+  return VIOLATION_TYPES.filter((t) => counts[t] !== undefined);
 }
 
 /** Reads the chunk's shape; returns the flat data, or records why the shape is wrong. */
@@ -455,7 +456,7 @@ export function checkActionChunk(
     return { report: report('pass', mode, found), chunk, rejection: null };
   }
   scan(data, plan, state, prev, found);
-  if (found.types().some((t) => plan.fatal.has(t))) return reject(found, mode, 'fatal');
+  if (violationTypes(found.counts).some((t) => plan.fatal.has(t))) return reject(found, mode, 'fatal');
   if (mode === 'reject') return reject(found, mode, 'mode');
 
   const clipped = clip(data, horizon, plan, state);

@@ -10,6 +10,7 @@ import {
   type SafetyOutcome,
   type SafetyResult,
   checkActionChunk,
+  violationTypes,
 } from './safety-checker';
 import {
   MODIFICATION_TYPES,
@@ -96,7 +97,7 @@ export class SafetyService {
     this.byOutcome[report.outcome].inc();
     this.score.observe(report.score);
     this.duration.observe(durationMs / 1000);
-    const types = VIOLATION_TYPES.filter((t) => report.counts[t] !== undefined);
+    const types = violationTypes(report.counts);
     if (result.rejection !== null) {
       const severity: RejectionSeverity = result.rejection === 'mode' ? 'major' : 'critical';
       for (const violation_type of types) this.rejections.inc({ severity, violation_type });
