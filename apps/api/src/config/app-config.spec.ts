@@ -126,6 +126,8 @@ describe('loadConfig', () => {
       log: { level: 'info' },
       metrics: { token: null, public: false, httpMetrics: true, tenantLabels: true, maxTenants: 100 },
       robots: { dir: resolve(CWD, 'config/robots') },
+      models: { dir: resolve(CWD, 'models'), stallTimeoutMs: 30_000 },
+      usage: { flushIntervalMs: 1000, batchSize: 500, bufferMax: 10_000, overflowPolicy: 'reject' },
       shutdown: { drainDelayMs: 0, timeoutMs: 10_000 },
       auth: { pepper: null, cacheTtlMs: 5000, bootstrap: true },
     });
@@ -559,6 +561,54 @@ describe('ROBOTS_DIR', () => {
   it('refuses a path with control characters', () => {
     expect(expectRefused({ ROBOTS_DIR: 'config/\nrobots' }, 'ROBOTS_DIR')).toBe(
       'ROBOTS_DIR must be a folder path.',
+    );
+  });
+});
+
+describe('MODELS_DIR', () => {
+  it('defaults to models, resolved against the working directory', () => {
+    expect(load({}).models.dir).toBe(resolve(CWD, 'models'));
+  });
+
+  it('resolves a relative folder against cwd and keeps an absolute one', () => {
+    expect(load({ MODELS_DIR: 'etc/models' }).models.dir).toBe(join(CWD, 'etc', 'models'));
+    expect(load({ MODELS_DIR: '/srv/models' }).models.dir).toBe('/srv/models');
+  });
+
+  it('refuses a path with control characters', () => {
+    expect(expectRefused({ MODELS_DIR: 'mod\u0000els' }, 'MODELS_DIR')).toBe(
+      'MODELS_DIR must be a folder path.',
+    );
+  });
+});
+
+describeInteger('MODEL_STALL_TIMEOUT_MS', {
+  read: (c) => c.models.stallTimeoutMs,
+  def: 30_000,
+  min: 100,
+  max: 3_600_000,
+});
+describeInteger('USAGE_FLUSH_INTERVAL_MS', {
+  read: (c) => c.usage.flushIntervalMs,
+  def: 1000,
+  min: 10,
+  max: 600_000,
+});
+describeInteger('USAGE_BATCH_SIZE', { read: (c) => c.usage.batchSize, def: 500, min: 1, max: 5000 });
+describeInteger('USAGE_BUFFER_MAX', { read: (c) => c.usage.bufferMax, def: 10_000, min: 1, max: 10_000_000 });
+
+describe('USAGE_OVERFLOW_POLICY', () => {
+  it('defaults to reject (billable work is never unrecorded)', () => {
+    expect(load({}).usage.overflowPolicy).toBe('reject');
+  });
+
+  it('accepts drop', () => {
+    expect(load({ USAGE_OVERFLOW_POLICY: 'drop' }).usage.overflowPolicy).toBe('drop');
+  });
+
+  it('refuses anything else, naming the variable', () => {
+    expect(expectRefused({ USAGE_OVERFLOW_POLICY: 'ignore' }, 'USAGE_OVERFLOW_POLICY')).toContain(
+      'USAGE_OVERFLOW_POLICY must be one of',
     );
   });
 });

@@ -41,6 +41,19 @@ export interface AppConfig {
   readonly shutdown: { readonly drainDelayMs: number; readonly timeoutMs: number };
   /** Robot profiles (`<robot_type>.yaml`) for the safety checks: an absolute folder path. */
   readonly robots: { readonly dir: string };
+  readonly models: {
+    /** Folder of `<id>/model.yaml`: an absolute path. */
+    readonly dir: string;
+    /** Pending work that completes nothing for this long marks the model stalled. */
+    readonly stallTimeoutMs: number;
+  };
+  readonly usage: {
+    readonly flushIntervalMs: number;
+    readonly batchSize: number;
+    readonly bufferMax: number;
+    /** What a full buffer does: refuse new billable work (`reject`) or drop records, counted (`drop`). */
+    readonly overflowPolicy: 'reject' | 'drop';
+  };
   readonly auth: {
     /** null when unset: a fixed domain key is used. */
     readonly pepper: string | null;
@@ -142,12 +155,15 @@ function authConfig(env: Env): AppConfig['auth'] {
   };
 }
 
-function robotsDir(env: Env, cwd: string): string {
-  const dir = readVar(env, 'ROBOTS_DIR') ?? 'config/robots';
+/** A folder variable, resolved against `cwd` when relative. */
+function folderVar(env: Env, name: 'ROBOTS_DIR' | 'MODELS_DIR', def: string, cwd: string): string {
+  const dir = readVar(env, name) ?? def;
   // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
-  if (/[\u0000-\u001f\u007f]/.test(dir)) throw new ConfigError('ROBOTS_DIR must be a folder path.');
+  if (/[\u0000-\u001f\u007f]/.test(dir)) throw new ConfigError(`${name} must be a folder path.`);
   return isAbsolute(dir) ? dir : resolve(cwd, dir);
 }
+
+export const USAGE_OVERFLOW_POLICIES = ['reject', 'drop'] as const;
 
 /**
  * Builds the configuration from an environment. Pure apart from reading `*_FILE` secrets; throws
@@ -170,7 +186,17 @@ export function loadConfig(env: Env, options: { cwd?: string; version?: string }
     log: { level: enumVar(env, 'LOG_LEVEL', LOG_LEVELS, 'info') },
     metrics: metricsConfig(env),
     auth: authConfig(env),
-    robots: { dir: robotsDir(env, options.cwd ?? process.cwd()) },
+    robots: { dir: folderVar(env, 'ROBOTS_DIR', 'config/robots', options.cwd ?? process.cwd()) },
+    models: {
+      dir: folderVar(env, 'MODELS_DIR', 'models', options.cwd ?? process.cwd()),
+      stallTimeoutMs: integerVar(env, 'MODEL_STALL_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    },
+    usage: {
+      flushIntervalMs: integerVar(env, 'USAGE_FLUSH_INTERVAL_MS', 1000, 10, 600_000),
+      batchSize: integerVar(env, 'USAGE_BATCH_SIZE', 500, 1, 5000),
+      bufferMax: integerVar(env, 'USAGE_BUFFER_MAX', 10_000, 1, 10_000_000),
+      overflowPolicy: enumVar(env, 'USAGE_OVERFLOW_POLICY', USAGE_OVERFLOW_POLICIES, 'reject'),
+    },
     shutdown: {
       drainDelayMs: integerVar(env, 'SHUTDOWN_DRAIN_DELAY_MS', 0, 0, 600_000),
       timeoutMs: integerVar(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),

@@ -119,6 +119,40 @@ export const ENV_VARS = [
       'Folder of robot profiles (`<robot_type>.yaml`: limits for the safety checks), relative to the working directory. Start-up fails if one is invalid.',
   },
   {
+    name: 'MODELS_DIR',
+    default: 'models',
+    description:
+      'Folder of models (`<id>/model.yaml` next to its `.onnx` file), relative to the working directory. A model that fails to load is listed as unavailable.',
+  },
+  {
+    name: 'MODEL_STALL_TIMEOUT_MS',
+    default: '30000',
+    description:
+      'A model with queued or running work that completes nothing for this long is unhealthy (readiness 503): the stalled-worker case.',
+  },
+  {
+    name: 'USAGE_FLUSH_INTERVAL_MS',
+    default: '1000',
+    description: 'How often buffered usage records are written to the database, in batches.',
+  },
+  {
+    name: 'USAGE_BATCH_SIZE',
+    default: '500',
+    description: 'Most usage records written in one insert (1-5000).',
+  },
+  {
+    name: 'USAGE_BUFFER_MAX',
+    default: '10000',
+    description:
+      'Most usage records held in memory while the database is slow or down; see `USAGE_OVERFLOW_POLICY` for what happens beyond.',
+  },
+  {
+    name: 'USAGE_OVERFLOW_POLICY',
+    default: 'reject',
+    description:
+      '`reject`: a full usage buffer answers new inference 503 `usage_unavailable` (billable work is never unrecorded). `drop`: serve anyway, and count and log every record dropped.',
+  },
+  {
     name: 'SHUTDOWN_DRAIN_DELAY_MS',
     default: '0',
     description:
