@@ -8,6 +8,10 @@ export interface AppErrorOptions {
   readonly retryAfterSeconds?: number;
   /** Which part of the platform failed, for `vla_errors_total{component}`. */
   readonly component?: string;
+  /** Another status the table allows for this code (`invalid_request` as 422); otherwise ignored. */
+  readonly status?: number;
+  /** The safety report, sent as `error.safety` with `safety_rejected`. */
+  readonly safety?: unknown;
   readonly cause?: unknown;
 }
 
@@ -20,6 +24,8 @@ export class AppError extends Error {
   readonly details?: Record<string, unknown>;
   readonly retryAfterSeconds?: number;
   readonly component?: string;
+  readonly status?: number;
+  readonly safety?: unknown;
 
   constructor(
     readonly code: ErrorCode,
@@ -32,5 +38,7 @@ export class AppError extends Error {
     this.details = options.details;
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.component = options.component;
+    this.status = options.status;
+    this.safety = options.safety;
   }
 }

@@ -5,10 +5,16 @@
  */
 export const ERROR_CODES = {
   invalid_json: { status: 400, message: 'The request body is not valid JSON.' },
-  invalid_request: { status: 400, message: 'The request is invalid.' },
+  invalid_request: {
+    status: 400,
+    message: 'The request is invalid.',
+    // 400: not the shape of the contract; 422: shaped right but not what the model or robot takes.
+    otherStatuses: [422],
+  },
   unauthorized: { status: 401, message: 'Authentication is required.' },
   forbidden: { status: 403, message: 'This credential may not do that.' },
   not_found: { status: 404, message: 'No route matches this method and path.' },
+  model_not_found: { status: 404, message: 'No model has that id.' },
   conflict: { status: 409, message: 'That already exists.' },
   request_timeout: { status: 408, message: 'The request body did not arrive in time.' },
   payload_too_large: { status: 413, message: 'The request body is larger than the limit.' },
@@ -16,6 +22,11 @@ export const ERROR_CODES = {
   expectation_failed: { status: 417, message: 'Only the Expect: 100-continue expectation is supported.' },
   header_too_large: { status: 431, message: 'The request headers are too large.' },
   rate_limited: { status: 429, message: 'Too many requests; retry later.' },
+  unsupported_image_format: { status: 415, message: 'Images must be JPEG or PNG.' },
+  image_too_large: { status: 422, message: 'The image has more pixels than the limit.' },
+  invalid_image: { status: 422, message: 'The image could not be decoded.' },
+  safety_rejected: { status: 422, message: 'The action chunk failed the safety checks.' },
+  client_closed: { status: 499, message: 'The client closed the connection before the answer.' },
   internal_error: {
     status: 500,
     message: 'An internal error occurred; it has been logged with the request id.',
@@ -23,7 +34,20 @@ export const ERROR_CODES = {
   not_ready: { status: 503, message: 'The service is not ready.' },
   shutting_down: { status: 503, message: 'The server is shutting down; retry on another replica.' },
   dependency_unavailable: { status: 503, message: 'A dependency is unavailable; retry later.' },
-} as const satisfies Record<string, { status: number; message: string }>;
+  model_unavailable: { status: 503, message: 'The model is not loaded on this replica.' },
+  queue_full: { status: 503, message: "The model's queue is full; retry later." },
+  usage_unavailable: {
+    status: 503,
+    message: 'Usage cannot be recorded right now, so billable work is refused; retry later.',
+  },
+  deadline_exceeded: { status: 504, message: 'The request waited past its deadline and was not run.' },
+} as const satisfies Record<string, { status: number; message: string; otherStatuses?: readonly number[] }>;
+
+/** The status `code` answers with; `status` when the table allows it for that code, else its default. */
+export function statusFor(code: ErrorCode, status?: number): number {
+  const entry: { status: number; otherStatuses?: readonly number[] } = ERROR_CODES[code];
+  return status !== undefined && entry.otherStatuses?.includes(status) === true ? status : entry.status;
+}
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
@@ -46,5 +70,7 @@ export interface ErrorBody {
     request_id: string;
     fields?: FieldError[];
     details?: Record<string, unknown>;
+    /** The safety report, on `safety_rejected`. */
+    safety?: unknown;
   };
 }

@@ -41,6 +41,20 @@ describe('toErrorResponse', () => {
       });
     });
 
+    it('answers invalid_request as 422 when asked, and ignores a status the table does not allow', () => {
+      expect(toErrorResponse(new AppError('invalid_request', 'x', { status: 422 })).status).toBe(422);
+      expect(toErrorResponse(new AppError('invalid_request', 'x', { status: 500 })).status).toBe(400);
+      expect(toErrorResponse(new AppError('queue_full', 'x', { status: 200 })).status).toBe(503);
+    });
+
+    it('carries the safety report on safety_rejected only', () => {
+      const report = { outcome: 'rejected', score: 0 };
+      expect(toErrorResponse(new AppError('safety_rejected', 'x', { safety: report })).safety).toBe(report);
+      expect(
+        toErrorResponse(new AppError('invalid_request', 'x', { safety: report })).safety,
+      ).toBeUndefined();
+    });
+
     it('keeps fields, details, retryAfterSeconds and component', () => {
       const error = new AppError('rate_limited', 'Slow down: 10 requests per second.', {
         fields: [{ path: 'options.deadline_ms', message: 'must be positive' }],

@@ -1,6 +1,13 @@
 import { HttpException } from '@nestjs/common';
 import type { Response } from 'express';
-import { type ErrorBody, type ErrorCode, ERROR_CODES, type FieldError, isErrorCode } from './error-codes';
+import {
+  type ErrorBody,
+  type ErrorCode,
+  ERROR_CODES,
+  type FieldError,
+  isErrorCode,
+  statusFor,
+} from './error-codes';
 
 /** What the filter needs to answer one failure. */
 export interface ErrorResponse {
@@ -11,6 +18,7 @@ export interface ErrorResponse {
   readonly details?: Record<string, unknown>;
   readonly retryAfterSeconds?: number;
   readonly component: string;
+  readonly safety?: unknown;
   /** True for failures nobody anticipated: logged with their stack and counted as exceptions. */
   readonly unexpected: boolean;
 }
@@ -22,6 +30,8 @@ interface CodedError {
   details?: unknown;
   retryAfterSeconds?: unknown;
   component?: unknown;
+  status?: unknown;
+  safety?: unknown;
 }
 
 /** body-parser's and raw-body's error types (http-errors `type`), mapped to our codes. */
@@ -78,6 +88,8 @@ export function toErrorResponse(exception: unknown): ErrorResponse {
             ? e.retryAfterSeconds
             : undefined,
         component: typeof e.component === 'string' ? e.component : 'api',
+        status: statusFor(e.code, typeof e.status === 'number' ? e.status : undefined),
+        safety: e.code === 'safety_rejected' ? e.safety : undefined,
       });
     }
     if (typeof e.type === 'string' && Object.hasOwn(BODY_ERROR_CODES, e.type)) {
@@ -104,11 +116,14 @@ export function sendError(res: Response, requestId: string, error: ErrorResponse
   const body: ErrorBody = { error: { code: error.code, message: error.message, request_id: requestId } };
   if (error.fields !== undefined) body.error.fields = [...error.fields];
   if (error.details !== undefined) body.error.details = error.details;
+  if (error.safety !== undefined) body.error.safety = error.safety;
   if (error.retryAfterSeconds !== undefined) {
     res.setHeader('Retry-After', String(Math.max(0, Math.ceil(error.retryAfterSeconds))));
   }
   if (error.status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
   // The body was refused unread: close the connection rather than read (and discard) the rest of it.
-  if (error.status === 413 || error.status === 415) res.setHeader('Connection', 'close');
+  if (error.code === 'payload_too_large' || error.code === 'unsupported_media_type') {
+    res.setHeader('Connection', 'close');
+  }
   res.status(error.status).json(body);
 }
