@@ -1,0 +1,23 @@
+/** The inference metrics (names, types and labels from seed 003's catalogue, plus the batching ones). */
+export const INFERENCE_METRICS = {
+  requests: 'vla_inference_requests_total',
+  duration: 'vla_inference_duration_seconds',
+  queueWait: 'vla_inference_queue_wait_seconds',
+  compute: 'vla_inference_gpu_compute_seconds',
+  queueDepth: 'vla_inference_queue_depth',
+  queueCapacity: 'vla_inference_queue_capacity',
+  queueUtilization: 'vla_inference_queue_utilization',
+  batchSize: 'vla_inference_batch_size',
+  validationFailures: 'vla_validation_failures_total',
+  imageErrors: 'vla_image_processing_errors_total',
+  imageDecode: 'vla_image_decode_duration_seconds',
+  modelLoad: 'vla_model_load_duration_seconds',
+  modelMemory: 'vla_model_memory_bytes',
+  modelsLoaded: 'vla_models_loaded',
+  modelInfo: 'vla_model_info',
+  workersActive: 'vla_inference_workers_active',
+  workerUtilization: 'vla_inference_worker_utilization_percent',
+  workerTask: 'vla_worker_task_duration_seconds',
+  workerCrashes: 'vla_inference_worker_crashes_total',
+  tenantCompute: 'vla_tenant_compute_seconds_total',
+} as const;
