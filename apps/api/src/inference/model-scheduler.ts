@@ -118,6 +118,8 @@ export class ModelScheduler {
    */
   submit(options: SubmitOptions): Promise<JobResult> {
     if (options.signal?.aborted === true) {
+      this.rejected.client_closed++;
+      this.hooks.onShed?.('client_closed');
       return Promise.reject(new AppError('client_closed', undefined, { component: 'inference' }));
     }
     if (this.depthCount >= this.config.queueCapacity) {
@@ -163,7 +165,8 @@ export class ModelScheduler {
         this.armBatchTimer(this.config.batchTimeoutMs - waited);
         return;
       }
-      this.dispatch(this.takeBatch());
+      const batch = this.takeBatch();
+      if (batch.length > 0) this.dispatch(batch);
     }
   }
 
@@ -211,17 +214,28 @@ export class ModelScheduler {
     );
   }
 
-  /** Up to maxBatchSize jobs, one per tenant per round, starting where the last batch stopped. */
+  /**
+   * Up to maxBatchSize jobs, one per tenant per round, starting where the last batch stopped. A job whose
+   * deadline has passed (its timer may not have run yet) is answered 504 here instead of being run.
+   */
   private takeBatch(): Job[] {
     const batch: Job[] = [];
+    const expired: Job[] = [];
+    const now = performance.now();
     while (batch.length < this.config.maxBatchSize && this.tenantOrder.length > 0) {
       const tenant = this.tenantOrder.shift() as string;
       const queue = this.waiting.get(tenant) as Job[];
-      batch.push(queue.shift() as Job);
+      const job = queue.shift() as Job;
+      if (job.options.deadlineAt <= now) expired.push(job);
+      else batch.push(job);
       if (queue.length === 0) this.waiting.delete(tenant);
       else this.tenantOrder.push(tenant);
     }
     for (const job of batch) this.leave(job);
+    for (const job of expired) {
+      this.leave(job);
+      this.rejectShed(job, 'deadline_exceeded');
+    }
     return batch;
   }
 
@@ -277,6 +291,10 @@ export class ModelScheduler {
       this.tenantOrder = this.tenantOrder.filter((t) => t !== job.options.tenant);
     }
     this.leave(job);
+    this.rejectShed(job, reason);
+  }
+
+  private rejectShed(job: Job, reason: 'deadline_exceeded' | 'client_closed'): void {
     this.rejected[reason]++;
     this.hooks.onShed?.(reason);
     this.hooks.onDequeue?.(performance.now() - job.enqueuedAt);
