@@ -168,8 +168,8 @@ function unwrapDataUrl(value: string, field: string): string {
     );
   }
   if (!DATA_URL_PREFIX.test(value)) return value;
-  const comma = value.indexOf(',');
-  if (comma < 0 || comma > MAX_DATA_URL_HEADER) {
+  const comma = value.slice(0, MAX_DATA_URL_HEADER + 1).indexOf(',');
+  if (comma < 0) {
     throw invalidImage(field, 'invalid_base64', 'is not a valid data URL (data:image/png;base64,...).');
   }
   const [mediaType, ...params] = value.slice('data:'.length, comma).split(';');
