@@ -8,6 +8,7 @@ import { type AppConfig, ConfigModule } from './config';
 import { DatabaseModule } from './database/database.module';
 import { GlobalExceptionFilter } from './errors/global-exception.filter';
 import { HealthModule } from './health/health.module';
+import { InferenceModule } from './inference/inference.module';
 import { createValidationPipe } from './http/validation';
 import { LifecycleModule } from './lifecycle/lifecycle.module';
 import { LoggingModule } from './logging/logging.module';
@@ -39,6 +40,7 @@ export class AppModule {
         RedisModule,
         DatabaseModule,
         AuthModule,
+        InferenceModule,
         HealthModule,
         ...extraImports,
       ],

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { RobotProfileError } from '@app/safety';
 import { ConfigError, loadConfig } from './config';
+import { ModelConfigError } from './inference/model-config.schema';
 import { readVersion } from './config/version';
 import { startServer } from './server';
 
@@ -25,6 +26,13 @@ async function main(): Promise<void> {
 main().catch((error: unknown) => {
   if (error instanceof RobotProfileError) {
     fatal(`invalid robot profile: ${error.message}`, {
+      code: error.code,
+      file: error.source,
+      field: error.field,
+    });
+  }
+  if (error instanceof ModelConfigError) {
+    fatal(`invalid model config: ${error.message}`, {
       code: error.code,
       file: error.source,
       field: error.field,

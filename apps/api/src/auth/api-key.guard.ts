@@ -1,8 +1,7 @@
 import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { CustomerMetrics, METRICS_ENDPOINT } from '@app/monitoring';
-import type { ApiKeyScope } from '../database/entities';
-import { IS_PUBLIC, REQUIRED_SCOPE } from './auth.decorators';
+import { IS_PUBLIC, REQUIRED_SCOPE, type RouteScope } from './auth.decorators';
 import { type AuthenticatedRequest, AuthService } from './auth.service';
 
 /**
@@ -24,11 +23,11 @@ export class ApiKeyGuard implements CanActivate {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets) === true) return true;
     if (this.reflector.getAllAndOverride<boolean>(METRICS_ENDPOINT, targets) === true) return true;
-    const scope = this.reflector.getAllAndOverride<ApiKeyScope>(REQUIRED_SCOPE, targets) ?? 'admin';
+    const scope = this.reflector.getAllAndOverride<RouteScope>(REQUIRED_SCOPE, targets) ?? 'admin';
     return this.authenticate(context.switchToHttp().getRequest<AuthenticatedRequest>(), scope);
   }
 
-  private async authenticate(req: AuthenticatedRequest, scope: ApiKeyScope): Promise<boolean> {
+  private async authenticate(req: AuthenticatedRequest, scope: RouteScope): Promise<boolean> {
     const principal = await this.auth.authenticate(req, scope);
     this.customers.request(principal.tenantName);
     return true;

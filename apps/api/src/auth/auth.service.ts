@@ -2,7 +2,7 @@ import { InjectMetric } from '@app/monitoring';
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import type { Request } from 'express';
 import type { Counter } from 'prom-client';
-import type { ApiKeyScope } from '../database/entities';
+import { ANY_SCOPE, type RouteScope } from './auth.decorators';
 import { AppError } from '../errors/app-error';
 import { ApiKeyVerifier, type Principal } from './api-key-verifier.service';
 import { AUTH_FAILURE_REASONS, AUTH_METRICS, type AuthFailureReason } from './auth.metrics';
@@ -28,7 +28,7 @@ export class AuthService implements OnModuleInit {
   }
 
   /** Attaches the principal to `req`, or throws 401, 403 or 503. */
-  async authenticate(req: AuthenticatedRequest, scope: ApiKeyScope): Promise<Principal> {
+  async authenticate(req: AuthenticatedRequest, scope: RouteScope): Promise<Principal> {
     const presented = presentedKey(req.headers);
     if (presented.kind !== 'key') this.refuse(presented.kind === 'none' ? 'missing' : 'conflicting');
     const result = await this.verifier.verify(presented.key);
@@ -51,7 +51,7 @@ export class AuthService implements OnModuleInit {
       this.failures.inc({ reason: 'tenant_disabled' });
       throw new AppError('forbidden', 'This tenant is disabled.');
     }
-    if (!principal.scopes.includes(scope) && !principal.scopes.includes('admin')) {
+    if (scope !== ANY_SCOPE && !principal.scopes.includes(scope) && !principal.scopes.includes('admin')) {
       this.failures.inc({ reason: 'scope' });
       throw new AppError('forbidden', `This key lacks the ${scope} scope.`);
     }

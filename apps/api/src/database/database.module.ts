@@ -4,6 +4,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { buildDataSourceOptions } from './database-options';
 import { DatabaseHealthIndicator } from './database.health';
+import { DATABASE_METRIC_PROVIDERS, DatabaseMetrics } from './database.metrics';
 import { ENTITIES } from './entities';
 import { openDataSource } from './open-data-source';
 import { PlatformSettingsRepository } from './platform-settings.repository';
@@ -45,8 +46,8 @@ const RETRYABLE_CONNECT_ERRORS = new Set([
     TypeOrmModule.forFeature(ENTITIES),
     TerminusModule,
   ],
-  providers: [PlatformSettingsRepository, DatabaseHealthIndicator],
-  exports: [PlatformSettingsRepository, DatabaseHealthIndicator],
+  providers: [PlatformSettingsRepository, DatabaseHealthIndicator, ...DATABASE_METRIC_PROVIDERS],
+  exports: [PlatformSettingsRepository, DatabaseHealthIndicator, DatabaseMetrics],
 })
 export class DatabaseModule implements OnApplicationBootstrap {
   constructor(private readonly settings: PlatformSettingsRepository) {}

@@ -18,6 +18,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 const MIGRATIONS_RECORDED = [
   { timestamp: 1764000000000, name: 'CreatePlatformSettings1764000000000' },
   { timestamp: 1764100000000, name: 'CreateTenantsAndApiKeys1764100000000' },
+  { timestamp: 1764200000000, name: 'CreateUsageRecords1764200000000' },
 ];
 
 /** What differs between the two databases: where the tables live and how to read raw values. */
@@ -64,7 +65,7 @@ function databaseContract(target: Target): void {
   it('runs the migrations: the tables exist and every migration is recorded', async () => {
     ds = await open(target);
     expect(await target.tables(ds)).toEqual(
-      expect.arrayContaining(['migrations', 'platform_settings', 'tenants', 'api_keys']),
+      expect.arrayContaining(['migrations', 'platform_settings', 'tenants', 'api_keys', 'usage_records']),
     );
     expect(await target.migrations(ds)).toEqual(MIGRATIONS_RECORDED);
   });

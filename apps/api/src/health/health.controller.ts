@@ -13,6 +13,7 @@ import { Public, RequireScope } from '../auth/auth.decorators';
 import { DatabaseHealthIndicator } from '../database/database.health';
 import { AppError } from '../errors/app-error';
 import { ErrorEnvelopeSchema } from '../errors/error.schema';
+import { ModelsHealthIndicator } from '../inference/inference.health';
 import { LifecycleHealthIndicator } from '../lifecycle/lifecycle.health';
 import { RedisHealthIndicator } from '../redis/redis.health';
 import {
@@ -33,6 +34,7 @@ export class HealthController {
     private readonly lifecycle: LifecycleHealthIndicator,
     private readonly database: DatabaseHealthIndicator,
     private readonly redis: RedisHealthIndicator,
+    private readonly models: ModelsHealthIndicator,
   ) {}
 
   /** Liveness: the process answers. Depends on nothing, and stays 200 while draining (a restart would cut requests). */
@@ -50,7 +52,10 @@ export class HealthController {
     };
   }
 
-  /** Readiness: 503 while starting, from the first shutdown signal on, or when the database is unreachable. */
+  /**
+   * Readiness: 503 while starting, from the first shutdown signal on, when the database is unreachable, when
+   * no model is loaded, or when a model has stalled.
+   */
   @Get('ready')
   @Public()
   @ApiOperation({ summary: 'Readiness (public)' })
@@ -62,6 +67,7 @@ export class HealthController {
       result = await this.health.check([
         () => this.lifecycle.check('lifecycle'),
         () => this.database.check('database'),
+        () => this.models.check('models'),
       ]);
     } catch (error) {
       const details = (error as { response?: HealthCheckResult }).response?.details;
@@ -91,6 +97,7 @@ export class HealthController {
         () => this.lifecycle.check('lifecycle'),
         () => this.database.check('database'),
         () => this.redis.check('redis'),
+        () => this.models.check('models'),
       ]);
       return { status: result.status, checks: result.details };
     } catch (error) {
