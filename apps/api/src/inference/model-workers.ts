@@ -1,9 +1,9 @@
 import { extname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { ModelConfig } from './model-config';
 import type { WorkItem } from './tensor-prep';
-import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol';
+import type { ControlMessage, FromWorker, ToWorker, WorkerInit } from './worker-protocol';
 
 /** What loading a model measured (the first Worker's numbers). */
 export interface LoadInfo {
@@ -49,6 +49,7 @@ export interface ModelWorkersOptions {
 
 interface Slot {
   worker: Worker;
+  control: MessagePort;
   ready: boolean;
   busy: { batchId: number; resolve: (r: BatchResult) => void; reject: (e: Error) => void } | null;
   /** When the current batch was sent (for utilisation). */
@@ -123,35 +124,54 @@ export class ModelWorkers {
     });
   }
 
-  /** Terminates every Worker; running batches fail. */
-  async close(): Promise<void> {
+  /**
+   * Ends every Worker after its running batch (if any) is answered; one that does not exit within
+   * `graceMs` is terminated. Never terminates a Worker mid-run while it answers: ONNX Runtime completes a
+   * run on its own threads, and a Worker torn down under it aborts the process.
+   */
+  async close(graceMs = 30_000): Promise<void> {
     this.closing = true;
     const slots = this.slots.splice(0);
-    for (const slot of slots) slot.busy?.reject(new WorkerCrashedError('the model is shutting down'));
-    await Promise.all(slots.map((s) => s.worker.terminate()));
+    await Promise.all(
+      slots.map(async (slot) => {
+        const exited = new Promise<void>((resolve) => slot.worker.once('exit', () => resolve()));
+        slot.control.postMessage({ type: 'exit' } satisfies ControlMessage);
+        const timer = setTimeout(() => void slot.worker.terminate(), graceMs);
+        await exited;
+        clearTimeout(timer);
+        slot.busy?.reject(new WorkerCrashedError('the model is shutting down'));
+      }),
+    );
   }
 
-  /** For tests and operators: ends one Worker as a crash would. */
-  async killOne(): Promise<void> {
+  /**
+   * Fault injection (tests, operators): makes one Worker die as a crash would, the busy one first. It dies
+   * at the end of its current forward pass without answering it, so that batch fails as in a real crash.
+   */
+  crashOne(): void {
     const slot = this.slots.find((s) => s.busy !== null) ?? this.slots[0];
-    await slot?.worker.terminate();
+    slot?.control.postMessage({ type: 'crash' } satisfies ControlMessage);
   }
 
   private spawn(warmUp: boolean): Promise<LoadInfo> {
     const file = this.options.workerFile ?? join(__dirname, `onnx-worker${extname(__filename)}`);
+    const channel = new MessageChannel();
     const init: WorkerInit = {
       config: this.config,
       executionProviders: this.options.executionProviders,
       warmUp,
+      control: channel.port2,
     };
     const worker = new Worker(file, {
       workerData: init,
+      transferList: [channel.port2],
       // Under ts-node-like runners (tests, `npm run cli`) the Worker needs the same TypeScript loader.
       execArgv: file.endsWith('.ts') ? ['--require', '@swc-node/register'] : [],
       stdout: false,
       stderr: false,
     });
-    const slot: Slot = { worker, ready: false, busy: null, busySince: 0 };
+    const slot: Slot = { worker, control: channel.port1, ready: false, busy: null, busySince: 0 };
+    worker.once('exit', () => channel.port1.close());
     this.slots.push(slot);
     return new Promise<LoadInfo>((resolve, reject) => {
       let settled = false;

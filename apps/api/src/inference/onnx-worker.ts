@@ -7,9 +7,9 @@
  */
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { performance } from 'node:perf_hooks';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { packImages, packStates, packTokens, unpackActions, type WorkItem } from './tensor-prep';
-import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol';
+import type { ControlMessage, FromWorker, ToWorker, WorkerInit } from './worker-protocol';
 
 const init = workerData as WorkerInit;
 const { config } = init;
@@ -69,14 +69,21 @@ function zeroItems(count: number): WorkItem[] {
   }));
 }
 
-async function run(session: InferenceSession, items: readonly WorkItem[]): Promise<Float32Array[]> {
+/** Packs, runs and unpacks one batch; `computeMs` is `session.run` alone. */
+async function run(
+  session: InferenceSession,
+  items: readonly WorkItem[],
+): Promise<{ actions: Float32Array[]; computeMs: number }> {
   const output = config.outputs.actions;
-  const results = await session.run(feeds(items), [output.tensor]);
+  const inputs = feeds(items);
+  const started = performance.now();
+  const results = await session.run(inputs, [output.tensor]);
+  const computeMs = performance.now() - started;
   const tensor = results[output.tensor];
   if (tensor === undefined || tensor.type !== 'float32') {
     throw new Error(`output ${output.tensor} is missing or not float32`);
   }
-  return unpackActions(tensor.data as Float32Array, items.length, output);
+  return { actions: unpackActions(tensor.data as Float32Array, items.length, output), computeMs };
 }
 
 async function main(): Promise<void> {
@@ -104,27 +111,48 @@ async function main(): Promise<void> {
   });
 
   // One batch at a time: the scheduler never sends a second before the first is answered.
+  let running = false;
+  let exitCode: number | undefined;
+  const control = (message: ControlMessage) => {
+    exitCode = Math.max(exitCode ?? 0, message.type === 'crash' ? 1 : 0);
+    if (!running) process.exit(exitCode);
+  };
+  init.control.on('message', control);
   port?.on('message', (message: ToWorker) => {
-    if (message.type !== 'run') return;
     const received = performance.now();
+    running = true;
     void (async () => {
+      let reply: { message: FromWorker; transfer: ArrayBuffer[] };
       try {
-        const t0 = performance.now();
-        const actions = await run(session, message.items);
-        const computeMs = performance.now() - t0;
-        post(
-          {
+        const { actions, computeMs } = await run(session, message.items);
+        reply = {
+          message: {
             type: 'result',
             batchId: message.batchId,
             computeMs,
             taskMs: performance.now() - received,
             actions,
           },
-          actions.map((a) => a.buffer as ArrayBuffer),
-        );
+          transfer: actions.map((a) => a.buffer as ArrayBuffer),
+        };
       } catch (error) {
-        post({ type: 'run_failed', batchId: message.batchId, reason: reasonOf(error) });
+        reply = {
+          message: { type: 'run_failed', batchId: message.batchId, reason: reasonOf(error) },
+          transfer: [],
+        };
       }
+      running = false;
+      // Control messages that arrived during the forward pass, before answering it.
+      for (
+        let m = receiveMessageOnPort(init.control);
+        m !== undefined;
+        m = receiveMessageOnPort(init.control)
+      ) {
+        exitCode = Math.max(exitCode ?? 0, (m.message as ControlMessage).type === 'crash' ? 1 : 0);
+      }
+      if (exitCode === 1) process.exit(1);
+      post(reply.message, reply.transfer);
+      if (exitCode === 0) process.exit(0);
     })();
   });
 }

@@ -1,3 +1,4 @@
+import type { MessagePort } from 'node:worker_threads';
 import type { ModelConfig } from './model-config';
 import type { WorkItem } from './tensor-prep';
 
@@ -8,9 +9,23 @@ export interface WorkerInit {
   readonly executionProviders: readonly string[];
   /** Run one zero-filled batch after loading, so the first request does not pay the warm-up. */
   readonly warmUp: boolean;
+  /**
+   * Where `exit` and `crash` arrive. A port of its own, so the Worker can read them synchronously right
+   * after a forward pass (`session.run` holds the Worker's thread; a message on the main port would only
+   * be seen after the batch was answered).
+   */
+  readonly control: MessagePort;
 }
 
-/** Main thread -> Worker. */
+/** Main thread -> Worker, on the control port. */
+export type ControlMessage = { readonly type: 'exit' } | { readonly type: 'crash' };
+
+/**
+ * Main thread -> Worker, on the Worker's own port. (On the control port: `exit` ends the Worker once no
+ * forward pass is running, since terminating a Worker inside `session.run` aborts the whole process;
+ * `crash` does the same with exit code 1 and without answering the running batch: fault injection for
+ * tests and operators, indistinguishable from a Worker dying mid-batch.)
+ */
 export type ToWorker = {
   readonly type: 'run';
   readonly batchId: number;
