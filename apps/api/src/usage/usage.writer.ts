@@ -80,7 +80,7 @@ export class UsageWriter implements OnModuleInit, OnModuleDestroy, BeforeApplica
   /** Monotonic ms before which the timer does not retry after a failure. */
   private retryAt = 0;
   private readonly unloggedDrops = new Map<UsageDropReason, number>();
-  /** The shutdown flush has begun: no timer any more. */
+  /** The timer is stopped for good (module destroyed, or the shutdown flush has begun). */
   private stopping = false;
   /** The shutdown flush is over: nothing more is written; later records are counted as dropped. */
   private closed = false;
@@ -196,7 +196,6 @@ export class UsageWriter implements OnModuleInit, OnModuleDestroy, BeforeApplica
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    this.stopping = true;
     this.stopTimer();
     const pending = this.backlog;
     const deadline = new AbortController();
@@ -236,6 +235,7 @@ export class UsageWriter implements OnModuleInit, OnModuleDestroy, BeforeApplica
   }
 
   private stopTimer(): void {
+    this.stopping = true;
     clearTimeout(this.timer);
     this.timer = undefined;
   }
