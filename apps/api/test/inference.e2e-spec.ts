@@ -20,12 +20,24 @@ async function jpeg(width = 640, height = 480, rgb = { r: 200, g: 60, b: 30 }): 
   return buf.toString('base64');
 }
 
+/** The fields these tests read from an answer or an error (JSON, so nothing is guaranteed). */
+interface InferenceBody {
+  request_id: string;
+  model: string;
+  robot_type: string;
+  actions: number[][];
+  batch_size: number;
+  safety: { outcome: string; score: number; violations: unknown[] };
+  timing: Record<string, number>;
+  error: { code: string; request_id: string; fields: { path: string }[]; safety: { outcome: string } };
+}
+
 interface Client {
   key: string;
   post(
     body: unknown,
     signal?: AbortSignal,
-  ): Promise<{ status: number; headers: Record<string, string>; json: any }>; // eslint-disable-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
+  ): Promise<{ status: number; headers: Record<string, string>; json: InferenceBody }>;
 }
 
 function clientFor(t: TestApp, key: string): Client {
@@ -41,7 +53,7 @@ function clientFor(t: TestApp, key: string): Client {
       const text = await res.body.text();
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headers[k] = v;
-      return { status: res.statusCode, headers, json: JSON.parse(text) };
+      return { status: res.statusCode, headers, json: JSON.parse(text) as InferenceBody };
     },
   };
 }
@@ -148,7 +160,7 @@ describe('POST /v1/inference with the demo policy', () => {
     const sum0 = sampleValue(before, 'vla_inference_batch_size_sum', { model: 'demo-policy' }) ?? 0;
     const results = await Promise.all(Array.from({ length: 24 }, () => a.post(body())));
     expect(results.map((r) => r.status)).toEqual(new Array(24).fill(200));
-    expect(Math.max(...results.map((r) => r.json.batch_size as number))).toBeGreaterThan(1);
+    expect(Math.max(...results.map((r) => r.json.batch_size))).toBeGreaterThan(1);
     const after = await scrape(t);
     const batches =
       (sampleValue(after, 'vla_inference_batch_size_count', { model: 'demo-policy' }) ?? 0) - count0;
@@ -239,12 +251,11 @@ describe('POST /v1/inference with the demo policy', () => {
   it('writes one usage row per request, with its timings and outcome', async () => {
     const res = await a.post(body());
     await t.app.get(UsageWriter).flushNow();
-    const rows = (await t.app
+    const rows = await t.app
       .get(DataSource)
-      .query('SELECT * FROM usage_records WHERE request_id = ?', [res.json.request_id])) as Record<
-      string,
-      unknown
-    >[];
+      .query<Record<string, unknown>[]>('SELECT * FROM usage_records WHERE request_id = ?', [
+        res.json.request_id,
+      ]);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({
       model: 'demo-policy',
@@ -257,11 +268,12 @@ describe('POST /v1/inference with the demo policy', () => {
     expect(Number(rows[0].compute_ms)).toBeGreaterThan(0);
     const refused = await a.post(body({ state: [1] }));
     await t.app.get(UsageWriter).flushNow();
-    const refusedRows = (await t.app
+    const refusedRows = await t.app
       .get(DataSource)
-      .query('SELECT status, http_status FROM usage_records WHERE request_id = ?', [
-        refused.json.error.request_id,
-      ])) as Record<string, unknown>[];
+      .query<Record<string, unknown>[]>(
+        'SELECT status, http_status FROM usage_records WHERE request_id = ?',
+        [refused.json.error.request_id],
+      );
     expect(refusedRows).toEqual([{ status: 'invalid_request', http_status: 422 }]);
   });
 
@@ -407,11 +419,11 @@ describe('the slow model: queue limits, deadlines, disconnects, crashes (TESTS L
     expect((await running).status).toBe(200);
     expect((await runs()) - runs0).toBe(1);
     await t.app.get(UsageWriter).flushNow();
-    const rows = (await t.app
+    const rows = await t.app
       .get(DataSource)
-      .query('SELECT status, http_status FROM usage_records WHERE request_id = ?', [
+      .query<unknown[]>('SELECT status, http_status FROM usage_records WHERE request_id = ?', [
         late.json.error.request_id,
-      ])) as unknown[];
+      ]);
     expect(rows).toEqual([{ status: 'deadline_exceeded', http_status: 504 }]);
   });
 
@@ -454,7 +466,7 @@ describe('the slow model: queue limits, deadlines, disconnects, crashes (TESTS L
     await idle();
     const dying = a.post(body());
     await eventually(async () => (await queue()).workers_busy === 1);
-    await t.app.get(ModelRegistry).get('demo-policy-slow')!.workers!.crashOne();
+    t.app.get(ModelRegistry).get('demo-policy-slow')!.workers!.crashOne();
     const res = await dying;
     expect(res.status).toBe(500);
     expect(res.json.error.code).toBe('internal_error');

@@ -306,6 +306,7 @@ export class InferenceService {
   private finish(ctx: InferenceContext, trace: Trace, httpStatus: number, errorCode: string | null): void {
     const totalMs = performance.now() - ctx.receivedAt;
     const status = errorCode ?? 'success';
+    const arrivedAt = new Date(Date.now() - totalMs);
     this.requests.inc({ model: trace.model, robot_type: trace.robotType ?? 'unknown', status });
     const entry = trace.entry;
     if (entry !== undefined) {
@@ -327,6 +328,9 @@ export class InferenceService {
         'inference failed',
       );
     }
+    // A request refused because usage cannot be recorded leaves no row (it would only grow the full buffer);
+    // it is counted in vla_inference_requests_total{status="usage_unavailable"}.
+    if (errorCode === 'usage_unavailable') return;
     this.usage.record({
       requestId: ctx.requestId,
       tenantId: ctx.principal.tenantId,
@@ -344,7 +348,7 @@ export class InferenceService {
       batchSize: trace.batchSize ?? null,
       computeMs: trace.computeMs ?? null,
       safetyOutcome: trace.safetyOutcome ?? null,
-      createdAt: new Date(),
+      createdAt: arrivedAt,
     });
   }
 }

@@ -84,7 +84,7 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
-    await Promise.all([...this.entries.values()].map((entry) => entry.workers?.close()));
+    await Promise.all([...this.entries.values()].map(async (entry) => entry.workers?.close()));
   }
 
   get(id: string): ModelEntry | undefined {

@@ -81,7 +81,7 @@ export class ModelWorkers {
     const failed = results.find((r) => r.status === 'rejected');
     if (failed !== undefined) {
       await this.close();
-      throw (failed as PromiseRejectedResult).reason;
+      throw failed.reason;
     }
     this.loadInfo = (results[0] as PromiseFulfilledResult<LoadInfo>).value;
     return this.loadInfo;
