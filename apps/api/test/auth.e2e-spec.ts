@@ -662,6 +662,12 @@ describe('scopes, tenants and the metrics endpoint (SQLite)', () => {
           lifecycle: { status: 'up', phase: 'ready' },
           database: { status: 'up', type: 'better-sqlite3' },
           redis: { status: 'up', configured: false },
+          models: {
+            status: 'up',
+            ready: ['demo-policy', 'demo-policy-slow'],
+            unavailable: [],
+            stalled: [],
+          },
         },
       });
     });
@@ -690,6 +696,12 @@ describe('database outage (SQLite)', () => {
           lifecycle: { status: 'up', phase: 'ready' },
           database: expect.objectContaining({ status: 'down' }) as unknown,
           redis: { status: 'up', configured: false },
+          models: {
+            status: 'up',
+            ready: ['demo-policy', 'demo-policy-slow'],
+            unavailable: [],
+            stalled: [],
+          },
         },
       });
       // Still the scope of the cached key: no more than it had.

@@ -31,7 +31,7 @@ describe('health, readiness and API documentation', () => {
     expect(body.version).toBe('0.0.0-test');
   });
 
-  it('GET /health/ready: 200 with the lifecycle and database checks up', async () => {
+  it('GET /health/ready: 200 with the lifecycle, database and models checks up', async () => {
     const res = await t.fetch('/health/ready');
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({
@@ -39,6 +39,12 @@ describe('health, readiness and API documentation', () => {
       checks: {
         lifecycle: { status: 'up', phase: 'ready' },
         database: { status: 'up', type: 'better-sqlite3' },
+        models: {
+          status: 'up',
+          ready: ['demo-policy', 'demo-policy-slow'],
+          unavailable: [],
+          stalled: [],
+        },
       },
     });
   });
