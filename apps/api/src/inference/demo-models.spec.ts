@@ -11,6 +11,7 @@ import {
   mulberry32,
   type DemoModelName,
 } from '../../../../models/scripts/build-models';
+import { checkModelAgainstProfiles, loadModelConfig } from './model-config.loader';
 import { tokenize } from './tokenizer';
 
 const REPO_ROOT = join(__dirname, '../../../..');
@@ -253,6 +254,13 @@ describe.each(MODEL_NAMES)('the committed model %s', (name) => {
     for (const values of [actions.mean, actions.std]) expect(values).toHaveLength(actions.dim);
     expect(model.opsetImport.map((o) => [o.domain, Number(o.version)])).toEqual([['', 17]]);
     expect(Number(model.irVersion)).toBe(8);
+  });
+
+  it("passes the server's model config validation, against the franka_panda profile", () => {
+    const config = loadModelConfig(dirname(modelPath(name)), REPO_ROOT);
+    expect(config.id).toBe(name);
+    expect(config.file).toBe(modelPath(name));
+    expect(() => checkModelAgainstProfiles(config, new Map([['franka_panda', franka()]]))).not.toThrow();
   });
 
   it('keeps every chunk its Tanh output can give inside the franka_panda limits, from a state at the mean', () => {
