@@ -12,7 +12,8 @@
  *
  * The graph: a two-layer strided conv encoder with global average pooling, the mean of the tokens'
  * embeddings, and the state, concatenated into an MLP whose Tanh output is reshaped to the action chunk.
- * The slow variants add a chain of `chainLayers` [N, N] x [N, N] MatMul layers (one shared weight, so the
+ * The demo adds a tower of `towerLayers` [batch, N] x [N, N] layers (cheap per request, many kernels:
+ * batching pays). The slow variants add a chain of `chainLayers` [N, N] x [N, N] MatMul layers (one shared weight, so the
  * file stays small) fed by the MLP's hidden layer: real compute that depends on the input, which ONNX
  * Runtime can neither constant-fold nor drop, because its result feeds the output.
  *
@@ -51,6 +52,13 @@ interface ModelSpec {
   readonly chainLayers: number;
   /** N of the chain's [N, N] activations and weight. */
   readonly chainWidth: number;
+  /**
+   * Layers of a [batch, width] x [width, width] MLP tower on the hidden vector; 0: none. Per request it is
+   * cheap arithmetic and many small kernels, so a batch of 8 costs little more than one: the shape of
+   * cost that makes batching pay (as kernel launches do on a GPU).
+   */
+  readonly towerLayers?: number;
+  readonly towerWidth?: number;
 }
 
 /**
@@ -63,6 +71,9 @@ const SPECS: Readonly<Record<DemoModelName, ModelSpec>> = {
     description: 'Demo policy: random weights, a few milliseconds per forward pass.',
     chainLayers: 0,
     chainWidth: 0,
+    // A tower of small layers: a few milliseconds per forward pass, most of it per-kernel cost.
+    towerLayers: 150,
+    towerWidth: 256,
   },
   'demo-policy-slow': {
     seed: 0x5eed0002,
@@ -213,6 +224,22 @@ function buildGraph(g: GraphBuilder, spec: ModelSpec): void {
     const pooled = g.node('ReduceMean', [a], { axes: [1], keepdims: 0 });
     const wo = g.weight('chain.out.weight', [n, chainOut], n);
     h = g.node('Concat', [h, g.node('MatMul', [pooled, wo])], { axis: 1 });
+    headWidth += chainOut;
+  }
+
+  const towerLayers = spec.towerLayers ?? 0;
+  if (towerLayers > 0) {
+    const n = spec.towerWidth ?? hidden;
+    const wi = g.weight('tower.in.weight', [hidden, n], hidden, Math.SQRT2);
+    let v = g.node('Tanh', [g.node('MatMul', [h, wi])]);
+    // One weight for every layer (small file); gain 0.8 keeps the tower contracting, as the chain.
+    const wt = g.weight('tower.weight', [n, n], n, 0.8);
+    const bt = g.uniform('tower.bias', [n], 0.5);
+    for (let layer = 0; layer < towerLayers; layer++) {
+      v = g.node('Tanh', [g.node('Add', [g.node('MatMul', [v, wt]), bt])]);
+    }
+    const wo = g.weight('tower.out.weight', [n, chainOut], n);
+    h = g.node('Concat', [h, g.node('MatMul', [v, wo])], { axis: 1 });
     headWidth += chainOut;
   }
 

@@ -238,45 +238,53 @@ describe('ModelScheduler', () => {
   });
 
   describe('batching', () => {
-    it('with batchTimeoutMs 5, three requests wait for the timer and go as one batch of 3', async () => {
+    it('an idle model sends a lone request at once, whatever batchTimeoutMs says', () => {
       const { runner, submit } = setup({ maxBatchSize: 8, batchTimeoutMs: 5 });
+      submit(1);
+      expect(runner.batches.map((b) => b.ids)).toEqual([[1]]);
+    });
+
+    it('while a batch runs, three requests wait for the timer and go as one batch of 3', async () => {
+      const { runner, submit } = setup({ maxBatchSize: 8, batchTimeoutMs: 5, workers: 2 });
+      submit(0);
       range(1, 3).forEach((id) => submit(id));
 
       await advance(4);
-      expect(runner.batches).toHaveLength(0);
+      expect(runner.batches.map((b) => b.ids)).toEqual([[0]]);
       await advance(1);
-      expect(runner.batches.map((b) => b.ids)).toEqual([[1, 2, 3]]);
+      expect(runner.batches.map((b) => b.ids)).toEqual([[0], [1, 2, 3]]);
     });
 
     it('the batch timeout runs from the oldest waiting request, not the newest', async () => {
-      const { runner, submit } = setup({ maxBatchSize: 8, batchTimeoutMs: 5 });
+      const { runner, submit } = setup({ maxBatchSize: 8, batchTimeoutMs: 5, workers: 2 });
+      submit(0);
       submit(1);
       await advance(3);
       submit(2);
       await advance(2);
 
-      expect(runner.batches.map((b) => b.ids)).toEqual([[1, 2]]);
+      expect(runner.batches.map((b) => b.ids)).toEqual([[0], [1, 2]]);
     });
 
-    it('10 requests with an idle worker: a full batch of 8 goes at once, the other 2 after the timeout', async () => {
-      const { runner, submit } = setup({ maxBatchSize: 8, batchTimeoutMs: 5 });
+    it('while a batch runs, 10 requests: a full batch of 8 goes at once, the other 2 after the timeout', async () => {
+      const { runner, submit } = setup({ maxBatchSize: 8, batchTimeoutMs: 5, workers: 3 });
+      submit(0);
       range(1, 10).forEach((id) => submit(id));
-      expect(runner.batches.map((b) => b.ids)).toEqual([range(1, 8)]);
+      expect(runner.batches.map((b) => b.ids)).toEqual([[0], range(1, 8)]);
 
-      runner.batches[0].complete();
       await advance(4);
-      expect(runner.batches).toHaveLength(1);
+      expect(runner.batches).toHaveLength(2);
       await advance(1);
-      expect(runner.batches.map((b) => b.ids)).toEqual([range(1, 8), [9, 10]]);
+      expect(runner.batches.map((b) => b.ids)).toEqual([[0], range(1, 8), [9, 10]]);
     });
 
-    it('with two idle workers, a full batch and the remainder go to different workers', async () => {
-      const { runner, submit } = setup({ maxBatchSize: 8, batchTimeoutMs: 5, workers: 2 });
+    it('with two idle workers: the first request goes alone at once, then a full batch, the rest waits', () => {
+      const { scheduler, runner, submit } = setup({ maxBatchSize: 8, batchTimeoutMs: 5, workers: 2 });
       range(1, 10).forEach((id) => submit(id));
-      await advance(5);
 
-      expect(runner.batches.map((b) => b.ids)).toEqual([range(1, 8), [9, 10]]);
+      expect(runner.batches.map((b) => b.ids)).toEqual([[1], range(2, 9)]);
       expect(runner.busy).toBe(2);
+      expect(scheduler.depth).toBe(1);
     });
 
     it('batchTimeoutMs 0 dispatches each request at once', () => {
@@ -304,14 +312,15 @@ describe('ModelScheduler', () => {
 
   describe('results', () => {
     it('each request gets its own row, the batch size, its share of the compute time and its queue time', async () => {
-      const { runner, submit } = setup({ maxBatchSize: 8, batchTimeoutMs: 5 });
+      const { runner, submit } = setup({ maxBatchSize: 8, batchTimeoutMs: 5, workers: 2 });
+      submit(0); // keeps one worker busy, so the next requests wait to be batched
       const jobs = [submit(1)];
       await advance(1);
       jobs.push(submit(2));
       await advance(1);
       jobs.push(submit(3));
       await advance(3); // the timer fires 5 ms after the first
-      runner.batches[0].complete(12, 15);
+      runner.batches[1].complete(12, 15);
       await flush();
 
       expect(jobs.map((j) => Array.from(j.result?.actions ?? []))).toEqual([[10], [20], [30]]);

@@ -68,7 +68,8 @@ export interface QueueSnapshot {
  * One model's queue. Bounded: a full queue refuses at once (503 `queue_full`, with `Retry-After`) without
  * touching the model. Waiting requests are grouped per tenant and batches are filled round-robin across
  * tenants, so one tenant flooding the queue delays another by at most one request per batch. A batch goes
- * to an idle worker as soon as it is full, or when its oldest request has waited `batch_timeout_ms`.
+ * to an idle worker at once when no other batch runs; while one does, a partial batch waits at most
+ * `batch_timeout_ms` for companions.
  * A request still waiting at its deadline gets 504 `deadline_exceeded` and never runs; a request whose
  * client disconnected is dropped.
  */
@@ -155,13 +156,18 @@ export class ModelScheduler {
     });
   }
 
-  /** Called when a worker becomes free. */
+    /**
+   * Sends batches to idle workers. A partial batch waits up to `batch_timeout_ms` for companions only while
+   * another worker of the model is busy (there is load, so more requests are coming); a model with no
+   * batch running sends at once, so a lone request never pays the wait. Under load, requests that arrive
+   * during a forward pass fill the next batch by themselves.
+   */
   pump(): void {
     while (this.depthCount > 0 && this.runner.idle > 0) {
       const oldest = this.oldestEnqueuedAt();
       const waited = performance.now() - oldest;
       const full = this.depthCount >= this.config.maxBatchSize;
-      if (!full && waited < this.config.batchTimeoutMs) {
+      if (!full && this.runner.busy > 0 && waited < this.config.batchTimeoutMs) {
         this.armBatchTimer(this.config.batchTimeoutMs - waited);
         return;
       }
