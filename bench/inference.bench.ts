@@ -405,6 +405,9 @@ function httpArm(spec: HttpArmSpec): Arm {
         sample = await measure(server.origin, spec.request, durationS, spec.connections);
       } catch (error) {
         await background?.stop().catch(() => undefined);
+        // A server that died mid-run fails the run with its exit status and stderr, not just "fetch failed".
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        if (!server.alive) throw new Error(`${spec.name}: ${server.describeExit()}`, { cause: error });
         throw error;
       }
       const cpuAfter = server.pid === undefined ? null : cpuSeconds(server.pid);
@@ -649,7 +652,12 @@ async function main(): Promise<void> {
     });
     const health: RequestSpec = { path: '/health' };
 
-    const arms: Arm[] = [sessionArm(timer, 'demo-policy'), sessionArm(timer, 'demo-policy-10ms')];
+    const arms: Arm[] = [
+      sessionArm(timer, 'demo-policy'),
+      sessionArm(timer, 'demo-policy', true),
+      sessionArm(timer, 'demo-policy-10ms'),
+      sessionArm(timer, 'demo-policy-10ms', true),
+    ];
     for (const model of ['demo-policy', 'demo-policy-10ms'] as const) {
       arms.push(
         httpArm({
@@ -823,6 +831,14 @@ async function main(): Promise<void> {
         difference: true,
       },
     ];
+
+    const names = new Set(arms.map((a) => a.name));
+    if (names.size !== arms.length) throw new Error('arm names must be unique');
+    for (const c of comparisons) {
+      for (const arm of [c.candidate, c.baseline]) {
+        if (!names.has(arm)) throw new Error(`comparison ${c.name} names unknown arm ${arm}`);
+      }
+    }
 
     const meter = startInterferenceMeter(() =>
       [...servers.map((s) => s.pid), timer.child.pid].filter((p): p is number => p !== undefined),
@@ -1041,6 +1057,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  const cause = error instanceof Error && error.cause instanceof Error ? ` (${error.cause.message})` : '';
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}${cause}\n`);
   process.exit(1);
 });
