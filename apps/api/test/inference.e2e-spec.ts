@@ -526,3 +526,32 @@ describe('models that fail to load (TESTS F10a)', () => {
     }
   });
 });
+
+describe('a stalled model (MODEL_STALL_TIMEOUT_MS)', () => {
+  it('turns readiness 503 while pending work makes no progress, and back to 200 once it does', async () => {
+    // Stall timeout 100 ms, shorter than one ~200 ms run of the slow model: a run in progress looks wedged.
+    const { t, a, opsKey } = await setUp({ MODEL_STALL_TIMEOUT_MS: '100' });
+    try {
+      const raw = Buffer.alloc(224 * 224 * 3, 50).toString('base64');
+      const running = a.post({
+        model: 'demo-policy-slow',
+        robot_type: 'franka_panda',
+        images: { primary: { format: 'raw', shape: [224, 224, 3], data: raw } },
+        state: HOME,
+      });
+      let detailed: { checks: { models: { status: string; stalled: { id: string }[] } } } | undefined;
+      await eventually(async () => {
+        const ready = await t.fetch('/health/ready');
+        if (ready.status !== 503) return false;
+        const res = await t.fetch('/health/detailed', { headers: { 'x-api-key': opsKey } });
+        detailed = res.json() as typeof detailed;
+        return detailed?.checks.models.status === 'down';
+      });
+      expect(detailed?.checks.models.stalled.map((s) => s.id)).toEqual(['demo-policy-slow']);
+      expect((await running).status).toBe(200);
+      await eventually(async () => (await t.fetch('/health/ready')).status === 200);
+    } finally {
+      await t.close();
+    }
+  });
+});
