@@ -20,7 +20,7 @@ export const DECODE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 export const inferenceMetricProviders = [
   counterProvider({
     name: INFERENCE_METRICS.requests,
-    help: 'Inference requests that reached a model, by model, robot type and status (success, or the error code).',
+    help: 'Inference requests, by model and robot type (unknown ones folded into `unknown`) and status (success, or the error code).',
     labelNames: ['model', 'robot_type', 'status'],
   }),
   histogramProvider({
@@ -102,7 +102,7 @@ export const inferenceMetricProviders = [
   }),
   gaugeProvider({
     name: INFERENCE_METRICS.modelMemory,
-    help: 'Resident memory the process grew by while loading each model (all its workers), in bytes.',
+    help: 'Resident memory the process grew by while a model loaded (measured by its first worker; loads run in parallel, so overlapping growth is shared), in bytes.',
     labelNames: ['model'],
     inject: [ModelRegistry],
     collect(this: Gauge, registry: ModelRegistry) {
