@@ -152,12 +152,9 @@ describePg(
         expect(await dropped(t)).toBe(0);
       }, 90_000);
 
-      // TESTS F4: "/health/ready stays 200 while the cache can serve; readiness failing on all replicas at
-      // once would be a total outage". The readiness check includes the database ping
-      // (health.controller.ts), so it answers 503 as soon as the database is unreachable, while inference
-      // with cached keys still answers 200. Marked failing until the product decides; remove `.failing`
-      // once readiness stops depending on the database.
-      it.failing('keeps readiness 200 while the database is down and cached keys still serve', async () => {
+      // TESTS F4: readiness stays 200 while the cache can serve; readiness failing on all replicas at once
+      // would be a total outage. Readiness does not include the database for that reason.
+      it('keeps readiness 200 while the database is down and cached keys still serve', async () => {
         const { t, proxy } = rig!;
         // The key verified (and cached) before the outage, whether or not the test above ran.
         expect((await postInference(t.url, rig!.key, policyBody())).status).toBe(200);
