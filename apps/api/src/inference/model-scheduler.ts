@@ -156,7 +156,7 @@ export class ModelScheduler {
     });
   }
 
-    /**
+  /**
    * Sends batches to idle workers. A partial batch waits up to `batch_timeout_ms` for companions only while
    * another worker of the model is busy (there is load, so more requests are coming); a model with no
    * batch running sends at once, so a lone request never pays the wait. Under load, requests that arrive
