@@ -384,6 +384,24 @@ interface HttpArmSpec {
   background?: BackgroundLoad;
   /** Record the mean batch size of this model over each measured run. */
   batchSizeOf?: ModelId;
+  /** Run a busy loop in another process on the servers' CPU meanwhile (B2's control: a core shared, nothing else). */
+  cpuHog?: { pinning: Pinning | null };
+}
+
+const hogs = new Set<ChildProcess>();
+
+/** A process spinning on the servers' CPU until the returned function kills it. */
+function startCpuHog(pinning: Pinning | null): () => void {
+  const spin = [process.execPath, '-e', 'for (;;) {}'];
+  const [command, args] = pinning
+    ? ['taskset', ['-c', String(pinning.serverCpu), ...spin]]
+    : [spin[0], spin.slice(1)];
+  const child = spawn(command, args, { stdio: 'ignore' });
+  hogs.add(child);
+  return () => {
+    child.kill('SIGKILL');
+    hogs.delete(child);
+  };
 }
 
 function httpArm(spec: HttpArmSpec): Arm {
@@ -399,17 +417,20 @@ function httpArm(spec: HttpArmSpec): Arm {
       const background = spec.background
         ? startBackgroundLoad(server.origin, spec.background, durationS + 60)
         : undefined;
+      const stopHog = spec.cpuHog ? startCpuHog(spec.cpuHog.pinning) : undefined;
       const cpuBefore = server.pid === undefined ? null : cpuSeconds(server.pid);
       let sample: InferenceSample;
       try {
         sample = await measure(server.origin, spec.request, durationS, spec.connections);
       } catch (error) {
+        stopHog?.();
         await background?.stop().catch(() => undefined);
         // A server that died mid-run fails the run with its exit status and stderr, not just "fetch failed".
         await new Promise((resolve) => setTimeout(resolve, 200));
         if (!server.alive) throw new Error(`${spec.name}: ${server.describeExit()}`, { cause: error });
         throw error;
       }
+      stopHog?.();
       const cpuAfter = server.pid === undefined ? null : cpuSeconds(server.pid);
       if (measured && sample.requests === 0) {
         await background?.stop().catch(() => undefined);
@@ -430,24 +451,31 @@ function httpArm(spec: HttpArmSpec): Arm {
   };
 }
 
-function sessionArm(timer: SessionTimer, model: ModelId, pack = false): Arm {
+type SessionVariant = { pack?: boolean; batch?: number };
+
+function sessionArm(timer: SessionTimer, model: ModelId, variant: SessionVariant = {}): Arm {
+  const batch = variant.batch ?? 1;
+  const pack = variant.pack === true;
+  const base = `session-run-${model}`;
   return {
-    name: `session-run-${model}${pack ? '-packing' : ''}`,
-    group: 'B1',
+    name: `${base}${pack ? '-packing' : ''}${batch > 1 ? `-batch${batch}` : ''}`,
+    group: batch > 1 ? 'B3' : 'B1',
     description: pack
-      ? `as session-run-${model}, each call also packing the tensors from the request's values and unpacking the actions (the Worker's work per batch)`
-      : `bare onnxruntime-node session.run of ${model}, in-process, tensors built once, back to back`,
+      ? `as ${base}, each call also packing the tensors from the request's values and unpacking the actions (the Worker's work per batch)`
+      : batch > 1
+        ? `as ${base} with a batch of ${batch} copies per call; req/s counts requests (${batch} per call), latency is per call`
+        : `bare onnxruntime-node session.run of ${model}, in-process, tensors built once, back to back`,
     async run(durationS) {
       const r = await timer.ask<{
         calls: number;
         durationS: number;
-        callsPerSec: number;
+        itemsPerSec: number;
         p50Ms: number;
         p99Ms: number;
-      }>({ model, durationS, pack }, (durationS + 30) * 1000);
+      }>({ model, durationS, pack, batch }, (durationS + 30) * 1000);
       return {
-        reqPerSec: r.callsPerSec,
-        requests: r.calls,
+        reqPerSec: r.itemsPerSec,
+        requests: r.calls * batch,
         durationS: r.durationS,
         p50Ms: r.p50Ms,
         p99Ms: r.p99Ms,
@@ -554,6 +582,7 @@ async function main(): Promise<void> {
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'vla-bench-inference-'));
   process.once('exit', () => {
     SessionTimer.killAll();
+    for (const hog of hogs) hog.kill('SIGKILL');
     killAllServers();
     rmSync(tmpDir, { recursive: true, force: true });
   });
@@ -654,9 +683,10 @@ async function main(): Promise<void> {
 
     const arms: Arm[] = [
       sessionArm(timer, 'demo-policy'),
-      sessionArm(timer, 'demo-policy', true),
+      sessionArm(timer, 'demo-policy', { pack: true }),
+      sessionArm(timer, 'demo-policy', { batch: 8 }),
       sessionArm(timer, 'demo-policy-10ms'),
-      sessionArm(timer, 'demo-policy-10ms', true),
+      sessionArm(timer, 'demo-policy-10ms', { pack: true }),
     ];
     for (const model of ['demo-policy', 'demo-policy-10ms'] as const) {
       arms.push(
@@ -721,6 +751,16 @@ async function main(): Promise<void> {
         request: health,
         connections: 1,
         background: slowLoad(unbatched),
+      }),
+      httpArm({
+        name: 'api-health-cpu-shared',
+        group: 'B2',
+        description:
+          'GET /health, concurrency 1, no inference, while another process spins on the same CPU (the cost of a shared core alone)',
+        server: unbatched,
+        request: health,
+        connections: 1,
+        cpuHog: { pinning },
       }),
       httpArm({
         name: 'bare-health-idle',
@@ -806,12 +846,35 @@ async function main(): Promise<void> {
         target: { min: 1.5 },
       },
       {
+        name: 'B3 ceiling: session.run requests/s, batches of 8 / batches of 1',
+        group: 'B3',
+        candidate: 'session-run-demo-policy-batch8',
+        baseline: 'session-run-demo-policy',
+        metric: 'reqPerSec',
+      },
+      {
         name: 'B2 event-loop isolation: GET /health p99, under load / idle',
         group: 'B2',
         candidate: 'api-health-under-load',
         baseline: 'api-health-idle',
         metric: 'p99Ms',
         target: { max: 1.5 },
+        difference: true,
+      },
+      {
+        name: 'B2 control: GET /health p99, another process spinning on the core / idle',
+        group: 'B2',
+        candidate: 'api-health-cpu-shared',
+        baseline: 'api-health-idle',
+        metric: 'p99Ms',
+        difference: true,
+      },
+      {
+        name: 'B2 inference load / a spinning process, GET /health p99',
+        group: 'B2',
+        candidate: 'api-health-under-load',
+        baseline: 'api-health-cpu-shared',
+        metric: 'p99Ms',
         difference: true,
       },
       {

@@ -5,6 +5,8 @@
 //   {"model":"demo-policy","durationS":3}  ->  {"model":..,"calls":..,"durationS":..,"p50Ms":..,"p99Ms":..}
 //   {"model":"demo-policy","durationS":3,"pack":true}: the same, each call also packing the tensors from the
 //       request's values first and unpacking the actions after, as the API's Worker does for every batch
+//   {"model":"demo-policy","durationS":3,"batch":8}: session.run of a batch of 8 copies of the request
+//       (callsPerSec counts calls; itemsPerSec counts requests)
 //   {"model":"demo-policy","actions":true} ->  {"model":..,"actions":[[..], ..]}
 //
 // Environment: MODELS_DIR, MODELS (comma-separated ids), INPUT_FILE (a JSON file: {"pixels": "<base64 HWC
@@ -20,6 +22,7 @@ interface Command {
   model: string;
   durationS?: number;
   pack?: boolean;
+  batch?: number;
   actions?: boolean;
 }
 
@@ -37,10 +40,12 @@ const reply = (value: unknown): void => void process.stdout.write(`${JSON.string
 
 /**
  * Calls `session.run` back to back for `durationS` seconds; with `pack`, each call also builds its feeds
- * from the request's values and unpacks the output, as the Worker does. Latencies in microseconds.
+ * from the request's values and unpacks the output, as the Worker does; with `batch` > 1, each call runs
+ * that many copies at once. Latencies in microseconds, per call.
  */
-async function time(model: Loaded, durationS: number, pack: boolean): Promise<unknown> {
+async function time(model: Loaded, durationS: number, pack: boolean, batch: number): Promise<unknown> {
   const { policy } = model;
+  const batchFeeds = batch === 1 ? model.feeds : feedsOf(policy.config, model.inputs, batch);
   const spec = policy.config.outputs.actions;
   const latencyUs = createHistogram({ lowest: 1, highest: 60_000_000, figures: 3 });
   const started = performance.now();
@@ -52,7 +57,7 @@ async function time(model: Loaded, durationS: number, pack: boolean): Promise<un
       const results = await policy.session.run(feedsOf(policy.config, model.inputs), [spec.tensor]);
       unpackActions(results[spec.tensor].data as Float32Array, 1, spec);
     } else {
-      await policy.session.run(model.feeds, [spec.tensor]);
+      await policy.session.run(batchFeeds, [spec.tensor]);
     }
     now = performance.now();
     latencyUs.record(Math.max(1, Math.round((now - t0) * 1000)));
@@ -63,6 +68,7 @@ async function time(model: Loaded, durationS: number, pack: boolean): Promise<un
     calls,
     durationS: elapsedS,
     callsPerSec: calls / elapsedS,
+    itemsPerSec: (calls * batch) / elapsedS,
     p50Ms: latencyUs.percentile(50) / 1000,
     p99Ms: latencyUs.percentile(99) / 1000,
   };
@@ -100,7 +106,7 @@ async function main(): Promise<void> {
     if (command.actions === true) {
       reply({ model: command.model, actions: await runPolicy(entry.policy, entry.feeds) });
     } else {
-      reply(await time(entry, command.durationS ?? 1, command.pack === true));
+      reply(await time(entry, command.durationS ?? 1, command.pack === true, command.batch ?? 1));
     }
   }
 }

@@ -36,8 +36,9 @@ export async function openPolicy(modelsDir: string, id: string): Promise<Policy>
   return { config, session };
 }
 
-/** The feeds of a batch of one, packed by the code the Worker packs with. */
-export function feedsOf(config: ModelConfig, inputs: PolicyInputs): Record<string, Tensor> {
+/** The feeds of a batch of `batch` copies of one request, packed by the code the Worker packs with. */
+export function feedsOf(config: ModelConfig, inputs: PolicyInputs, batch = 1): Record<string, Tensor> {
+  const copies = <T>(value: T): T[] => Array.from({ length: batch }, () => value);
   const feeds: Record<string, Tensor> = {};
   config.inputs.images.forEach((spec, k) => {
     const pixels = inputs.images[k];
@@ -46,14 +47,14 @@ export function feedsOf(config: ModelConfig, inputs: PolicyInputs): Record<strin
     }
     const dims =
       spec.layout === 'nchw'
-        ? [1, spec.channels, spec.height, spec.width]
-        : [1, spec.height, spec.width, spec.channels];
-    feeds[spec.tensor] = new Tensor(spec.dtype, packImages([pixels], spec), dims);
+        ? [batch, spec.channels, spec.height, spec.width]
+        : [batch, spec.height, spec.width, spec.channels];
+    feeds[spec.tensor] = new Tensor(spec.dtype, packImages(copies(pixels), spec), dims);
   });
   const state = config.inputs.state;
   if (inputs.state.length !== state.size) throw new Error(`state must have ${state.size} numbers`);
-  feeds[state.tensor] = new Tensor('float32', packStates([Float32Array.from(inputs.state)], state), [
-    1,
+  feeds[state.tensor] = new Tensor('float32', packStates(copies(Float32Array.from(inputs.state)), state), [
+    batch,
     state.size,
   ]);
   const instruction = config.inputs.instruction;
@@ -61,8 +62,8 @@ export function feedsOf(config: ModelConfig, inputs: PolicyInputs): Record<strin
     const ids = tokenize(inputs.instruction ?? '', instruction.vocabSize, instruction.maxTokens);
     feeds[instruction.tensor] = new Tensor(
       instruction.dtype,
-      packTokens([ids], instruction.maxTokens, instruction.dtype),
-      [1, instruction.maxTokens],
+      packTokens(copies(ids), instruction.maxTokens, instruction.dtype),
+      [batch, instruction.maxTokens],
     );
   }
   return feeds;
