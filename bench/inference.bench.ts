@@ -579,6 +579,8 @@ interface InferenceReport {
 async function main(): Promise<void> {
   const started = performance.now();
   const date = new Date().toISOString();
+  // Taken before the run: the commit (and whether the tree was dirty) that was built and measured.
+  const machine = machineInfo(REPO_ROOT);
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'vla-bench-inference-'));
   process.once('exit', () => {
     SessionTimer.killAll();
@@ -987,7 +989,7 @@ async function main(): Promise<void> {
       schemaVersion: 1,
       date,
       durationS: secondsSince(started),
-      machine: machineInfo(REPO_ROOT),
+      machine,
       settings: { ...settings, pinning },
       inputs: {
         jpegBytes: inputs.jpeg.length,
