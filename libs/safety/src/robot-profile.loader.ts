@@ -1,6 +1,6 @@
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readYamlConfigFile } from '@app/config-files';
+import { readdirSync } from 'node:fs';
 import { basename, extname, isAbsolute, join, relative } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
 import type { RobotProfile } from './robot-profile';
 import { ROBOT_TYPE_PATTERN, RobotProfileError, parseRobotProfile } from './robot-profile.schema';
 
@@ -30,39 +30,9 @@ export function loadRobotProfileFile(path: string, cwd = process.cwd()): RobotPr
       'the file name must be <robot_type>.yaml (lower-case letters, digits, _)',
     );
   }
-  let text: string;
-  try {
-    if (statSync(path).size > MAX_PROFILE_BYTES) {
-      throw new RobotProfileError(source, '', `is larger than ${MAX_PROFILE_BYTES} bytes`);
-    }
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    if (error instanceof RobotProfileError) throw error;
-    throw new RobotProfileError(
-      source,
-      '',
-      `cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
-  }
-  // uniqueKeys (the default) makes a repeated key an error rather than a silent override.
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { prettyErrors: false, lineCounter });
-  const problem = doc.errors[0] ?? doc.warnings[0];
-  if (problem !== undefined) {
-    const at = lineCounter.linePos(problem.pos[0]);
-    throw new RobotProfileError(source, `line ${at.line}, column ${at.col}`, problem.message.split('\n')[0]);
-  }
-  let raw: unknown;
-  try {
-    // No aliases: a profile is small and explicit, and this shuts out alias bombs.
-    raw = doc.toJS({ maxAliasCount: 0 });
-  } catch (error) {
-    throw new RobotProfileError(
-      source,
-      'YAML',
-      `${error instanceof Error ? error.message : String(error)}: write each value out instead of using anchors and aliases`,
-    );
-  }
+  const raw = readYamlConfigFile(path, MAX_PROFILE_BYTES, (field, reason) => {
+    throw new RobotProfileError(source, field, reason);
+  });
   return parseRobotProfile(raw, source, robotType, basename(path));
 }
 

@@ -1,3 +1,4 @@
+import { fieldPath, valueAt } from '@app/config-files';
 import { z } from 'zod';
 import {
   ACTION_SPACES,
@@ -64,23 +65,6 @@ const profileSchema = z
 
 type RawProfile = z.infer<typeof profileSchema>;
 type RawDimension = z.infer<typeof dimensionSchema>;
-
-/** `action[2].position` from zod's path `['action', 2, 'position']`. */
-function fieldPath(path: readonly PropertyKey[]): string {
-  return path
-    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
-    .join('');
-}
-
-/** The value at a zod path inside the raw document, or undefined where there is none. */
-function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
-  let value = raw;
-  for (const key of path) {
-    if (value === null || typeof value !== 'object') return undefined;
-    value = (value as Record<PropertyKey, unknown>)[key];
-  }
-  return value;
-}
 
 /**
  * Validates a parsed profile document and builds the {@link RobotProfile}. `source` names the file in every

@@ -1,7 +1,7 @@
+import { readYamlConfigFile } from '@app/config-files';
 import type { RobotProfile } from '@app/safety';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join, relative, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
 import type { ModelConfig } from './model-config';
 import { MODEL_ID_PATTERN, ModelConfigError, parseModelConfig } from './model-config.schema';
 
@@ -46,39 +46,9 @@ export function loadModelConfig(folder: string, cwd = process.cwd()): ModelConfi
       'the folder name must be the model id (lower-case letters, digits, ., _ and -, at most 64)',
     );
   }
-  let text: string;
-  try {
-    if (statSync(path).size > MAX_CONFIG_BYTES) {
-      throw new ModelConfigError(source, '', `is larger than ${MAX_CONFIG_BYTES} bytes`);
-    }
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    if (error instanceof ModelConfigError) throw error;
-    throw new ModelConfigError(
-      source,
-      '',
-      `cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
-  }
-  // uniqueKeys (the default) makes a repeated key an error rather than a silent override.
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { prettyErrors: false, lineCounter });
-  const problem = doc.errors[0] ?? doc.warnings[0];
-  if (problem !== undefined) {
-    const at = lineCounter.linePos(problem.pos[0]);
-    throw new ModelConfigError(source, `line ${at.line}, column ${at.col}`, problem.message.split('\n')[0]);
-  }
-  let raw: unknown;
-  try {
-    // No aliases: a config is small and explicit, and this shuts out alias bombs.
-    raw = doc.toJS({ maxAliasCount: 0 });
-  } catch (error) {
-    throw new ModelConfigError(
-      source,
-      'YAML',
-      `${error instanceof Error ? error.message : String(error)}: write each value out instead of using anchors and aliases`,
-    );
-  }
+  const raw = readYamlConfigFile(path, MAX_CONFIG_BYTES, (field, reason) => {
+    throw new ModelConfigError(source, field, reason);
+  });
   return parseModelConfig(raw, { file: source, dir });
 }
 

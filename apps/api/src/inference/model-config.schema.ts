@@ -1,3 +1,4 @@
+import { fieldPath, valueAt } from '@app/config-files';
 import { basename, isAbsolute, relative, resolve, win32 } from 'node:path';
 import { z } from 'zod';
 import type {
@@ -149,23 +150,6 @@ const configSchema = z
 
 type RawConfig = z.infer<typeof configSchema>;
 type Fail = (field: string, reason: string) => never;
-
-/** `inputs.images[0].height` from zod's path `['inputs', 'images', 0, 'height']`. */
-function fieldPath(path: readonly PropertyKey[]): string {
-  return path
-    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
-    .join('');
-}
-
-/** The value at a zod path inside the raw document, or undefined where there is none. */
-function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
-  let value = raw;
-  for (const key of path) {
-    if (value === null || typeof value !== 'object') return undefined;
-    value = (value as Record<PropertyKey, unknown>)[key];
-  }
-  return value;
-}
 
 /**
  * Validates a parsed `model.yaml` document and builds the {@link ModelConfig}. `source.file` names the file
