@@ -513,6 +513,29 @@ describe('models that fail to load (TESTS F10a)', () => {
     }
   });
 
+  it('runs a model that asks for CUDA on the CPU when the CUDA provider is not usable, and says so', async () => {
+    const dir = makeModelsDir({ 'demo-policy': { from: 'demo-policy', yaml: { device: 'cuda' } } });
+    const { t, a, opsKey } = await setUp({ MODELS_DIR: dir });
+    try {
+      const stats = await t.fetch('/models/stats', { headers: { 'x-api-key': opsKey } });
+      const [model] = (stats.json() as { models: { status: string; device: string }[] }).models;
+      expect(model).toMatchObject({ status: 'ready', device: 'cpu' });
+      const raw = Buffer.alloc(224 * 224 * 3, 50).toString('base64');
+      const res = await a.post({
+        model: 'demo-policy',
+        robot_type: 'franka_panda',
+        images: { primary: { format: 'raw', shape: [224, 224, 3], data: raw } },
+        state: HOME,
+      });
+      expect(res.status).toBe(200);
+      expect(
+        t.logs.records().some((r) => String(r.msg).includes('CUDA execution provider is not usable')),
+      ).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('makes readiness 503 when no model loaded', async () => {
     const dir = makeModelsDir({ broken: { from: 'demo-policy', onnx: 'corrupt' } });
     const t = await startTestApp({ MODELS_DIR: dir });
