@@ -43,7 +43,7 @@ import {
   startBackgroundLoad,
 } from './harness';
 import { type Interference, startInterferenceMeter } from './interference';
-import { machineInfo, type MachineInfo } from './report';
+import { machineInfo, type MachineInfo, machineRows } from './report';
 import { median, ratios, summarize, type Summary } from './stats';
 
 /** Short rounds by default: the whole run stays near 7 minutes on a 2-core machine. */
@@ -1042,14 +1042,7 @@ function toMarkdown(report: InferenceReport): string {
   const lines: string[] = [
     `# Inference benchmarks, ${report.date.slice(0, 10)}, ${machine.hostname}`,
     '',
-    '| | |',
-    '|---|---|',
-    `| Date | ${report.date} |`,
-    `| CPU | ${machine.cpuModel} |`,
-    `| Cores | ${machine.cores} |`,
-    `| Node | ${machine.nodeVersion} |`,
-    `| Commit | ${machine.commit}${machine.dirty ? ' (working tree had uncommitted changes)' : ''} |`,
-    `| OS | ${machine.os} |`,
+    ...machineRows(report.date, machine),
     `| Pinning | ${
       s.pinning
         ? `servers and the session.run child on CPU ${s.pinning.serverCpu}, load generator on CPU ${s.pinning.loadGeneratorCpu} (taskset)`

@@ -52,19 +52,26 @@ export function resultBaseName(report: RunReport): string {
 const fixed = (digits: number) => (value: number) => value.toFixed(digits);
 const spread = (s: Summary, format: (v: number) => string): string => `${format(s.min)}–${format(s.max)}`;
 
-export function toMarkdown(report: RunReport): string {
-  const { machine, settings } = report;
-  const lines: string[] = [
-    `# Benchmarks, ${report.date.slice(0, 10)}, ${machine.hostname}`,
-    '',
+/** The head of a results table: the run's date and the machine it ran on, one row each. */
+export function machineRows(date: string, machine: MachineInfo): string[] {
+  return [
     '| | |',
     '|---|---|',
-    `| Date | ${report.date} |`,
+    `| Date | ${date} |`,
     `| CPU | ${machine.cpuModel} |`,
     `| Cores | ${machine.cores} |`,
     `| Node | ${machine.nodeVersion} |`,
     `| Commit | ${machine.commit}${machine.dirty ? ' (working tree had uncommitted changes)' : ''} |`,
     `| OS | ${machine.os} |`,
+  ];
+}
+
+export function toMarkdown(report: RunReport): string {
+  const { machine, settings } = report;
+  const lines: string[] = [
+    `# Benchmarks, ${report.date.slice(0, 10)}, ${machine.hostname}`,
+    '',
+    ...machineRows(report.date, machine),
     `| Pinning | ${
       settings.pinning
         ? `servers on CPU ${settings.pinning.serverCpu}, load generator on CPU ${settings.pinning.loadGeneratorCpu} (taskset)`
