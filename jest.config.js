@@ -15,6 +15,7 @@ const shared = {
   moduleNameMapper: {
     '^@app/monitoring$': '<rootDir>/libs/monitoring/src',
     '^@app/safety$': '<rootDir>/libs/safety/src',
+    '^@app/rate-limit$': '<rootDir>/libs/rate-limit/src',
     '^@app/config-files$': '<rootDir>/libs/config-files/src',
   },
 };

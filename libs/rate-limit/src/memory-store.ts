@@ -1,0 +1,195 @@
+import {
+  type Admission,
+  burstOf,
+  CONCURRENCY_RETRY_MS,
+  DAY_MS,
+  laterRefusal,
+  type Limits,
+  type LimitState,
+  type LimitType,
+  MINUTE_MS,
+  type Subject,
+} from './limits';
+import type { RateLimitStore } from './rate-limit-store';
+
+export interface MemoryStoreOptions {
+  /** Wall-clock milliseconds (the quota day is a UTC day); tests pass their own. */
+  readonly now?: () => number;
+  /** How long a concurrency lease lives if it is never released. */
+  readonly leaseTtlMs: number;
+  /** How often idle entries are swept; one timer per store, never one per request. */
+  readonly sweepIntervalMs?: number;
+}
+
+interface QuotaCount {
+  readonly day: number;
+  used: number;
+}
+
+/**
+ * The limits counted in this process: the default when no Redis is configured, and the local fallback
+ * while Redis is out of reach. The same algorithms as the Redis script, on Maps; every operation is
+ * synchronous, so each admission is atomic by construction. Idle entries are swept by one unref'd timer.
+ * State is lost on restart (the README says so): a quota starts again from zero.
+ */
+export class MemoryRateLimitStore implements RateLimitStore {
+  readonly kind = 'memory' as const;
+  private readonly now: () => number;
+  private readonly leaseTtlMs: number;
+  /** Theoretical arrival times (ms) of the per-key and per-tenant buckets. */
+  private readonly requestTat = new Map<string, number>();
+  private readonly tokenTat = new Map<string, number>();
+  /** Per key: ticket → expiry (ms). */
+  private readonly leases = new Map<string, Map<string, number>>();
+  private readonly quotas = new Map<string, QuotaCount>();
+  private readonly charged = new Map<string, number>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(options: MemoryStoreOptions) {
+    this.now = options.now ?? Date.now;
+    this.leaseTtlMs = options.leaseTtlMs;
+    this.sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? MINUTE_MS);
+    this.sweeper.unref();
+  }
+
+  admit(subject: Subject, limits: Limits, ticket: string): Promise<Admission> {
+    return Promise.resolve(this.admitNow(subject, limits, ticket));
+  }
+
+  /** {@link admit} without the promise, for callers on the hot path. */
+  admitNow(subject: Subject, limits: Limits, ticket: string): Admission {
+    const now = this.now();
+    const states: LimitState[] = [];
+    let refusal: { limit: LimitType; retryAfterMs: number } | null = null;
+
+    let nextTat: number | null = null;
+    const rpm = limits.requestsPerMinute;
+    if (rpm !== null) {
+      const interval = MINUTE_MS / rpm;
+      const burst = burstOf(limits);
+      const tat = Math.max(this.requestTat.get(subject.keyId) ?? 0, now);
+      const candidate = tat + interval;
+      const allowAt = candidate - interval * burst;
+      if (allowAt > now) {
+        refusal = laterRefusal(refusal, 'requests_per_minute', allowAt - now);
+        states.push({ type: 'requests_per_minute', limit: rpm, remaining: 0, resetMs: tat - now });
+      } else {
+        nextTat = candidate;
+        const remaining = Math.floor((now - allowAt) / interval);
+        states.push({ type: 'requests_per_minute', limit: rpm, remaining, resetMs: candidate - now });
+      }
+    }
+
+    let leases: Map<string, number> | undefined;
+    const maxConcurrent = limits.maxConcurrent;
+    if (maxConcurrent !== null) {
+      leases = this.leases.get(subject.keyId);
+      if (leases !== undefined) for (const [t, expiry] of leases) if (expiry <= now) leases.delete(t);
+      const inFlight = leases?.size ?? 0;
+      if (inFlight >= maxConcurrent) {
+        refusal = laterRefusal(refusal, 'concurrency', CONCURRENCY_RETRY_MS);
+        states.push({ type: 'concurrency', limit: maxConcurrent, remaining: 0, resetMs: 0 });
+      } else {
+        states.push({
+          type: 'concurrency',
+          limit: maxConcurrent,
+          remaining: maxConcurrent - inFlight - 1,
+          resetMs: 0,
+        });
+      }
+    }
+
+    const day = Math.floor(now / DAY_MS);
+    const untilMidnight = (day + 1) * DAY_MS - now;
+    let quota: QuotaCount | undefined;
+    const dailyQuota = limits.dailyQuota;
+    if (dailyQuota !== null) {
+      quota = this.quotas.get(subject.tenantId);
+      if (quota === undefined || quota.day !== day) quota = { day, used: 0 };
+      if (quota.used >= dailyQuota) {
+        refusal = laterRefusal(refusal, 'daily_quota', untilMidnight);
+        states.push({ type: 'daily_quota', limit: dailyQuota, remaining: 0, resetMs: untilMidnight });
+      } else {
+        states.push({
+          type: 'daily_quota',
+          limit: dailyQuota,
+          remaining: dailyQuota - quota.used - 1,
+          resetMs: untilMidnight,
+        });
+      }
+    }
+
+    const tpm = limits.tokensPerMinute;
+    if (tpm !== null) {
+      const perToken = MINUTE_MS / tpm;
+      const debt = Math.max((this.tokenTat.get(subject.tenantId) ?? 0) - now, 0);
+      const available = Math.floor((MINUTE_MS - debt) / perToken);
+      if (available <= 0) {
+        refusal = laterRefusal(refusal, 'tokens_per_minute', debt - MINUTE_MS + perToken);
+        states.push({ type: 'tokens_per_minute', limit: tpm, remaining: 0, resetMs: debt });
+      } else {
+        states.push({ type: 'tokens_per_minute', limit: tpm, remaining: available, resetMs: debt });
+      }
+    }
+
+    if (refusal !== null) return { allowed: false, ...refusal, states };
+
+    if (nextTat !== null) this.requestTat.set(subject.keyId, nextTat);
+    if (maxConcurrent !== null) {
+      if (leases === undefined) this.leases.set(subject.keyId, (leases = new Map()));
+      leases.set(ticket, now + this.leaseTtlMs);
+    }
+    if (quota !== undefined) {
+      quota.used += 1;
+      this.quotas.set(subject.tenantId, quota);
+    }
+    return { allowed: true, states };
+  }
+
+  release(subject: Subject, ticket: string): Promise<void> {
+    this.releaseNow(subject, ticket);
+    return Promise.resolve();
+  }
+
+  releaseNow(subject: Subject, ticket: string): void {
+    const leases = this.leases.get(subject.keyId);
+    if (leases === undefined) return;
+    leases.delete(ticket);
+    if (leases.size === 0) this.leases.delete(subject.keyId);
+  }
+
+  recordTokens(subject: Subject, tokens: number, tokensPerMinute: number, ticket: string): Promise<void> {
+    const now = this.now();
+    if (this.charged.has(ticket) || tokens <= 0) return Promise.resolve();
+    this.charged.set(ticket, now + MINUTE_MS);
+    const tat = Math.max(this.tokenTat.get(subject.tenantId) ?? 0, now);
+    this.tokenTat.set(subject.tenantId, tat + (tokens * MINUTE_MS) / tokensPerMinute);
+    return Promise.resolve();
+  }
+
+  /** In-flight leases of a key (tests, stats). */
+  inFlight(keyId: string): number {
+    const now = this.now();
+    let n = 0;
+    for (const expiry of this.leases.get(keyId)?.values() ?? []) if (expiry > now) n += 1;
+    return n;
+  }
+
+  /** Drops what no longer limits anything: full buckets, expired leases, past days, old tickets. */
+  sweep(): void {
+    const now = this.now();
+    for (const [key, tat] of this.requestTat) if (tat <= now) this.requestTat.delete(key);
+    for (const [key, tat] of this.tokenTat) if (tat <= now) this.tokenTat.delete(key);
+    for (const [key, leases] of this.leases) {
+      for (const [t, expiry] of leases) if (expiry <= now) leases.delete(t);
+      if (leases.size === 0) this.leases.delete(key);
+    }
+    const day = Math.floor(now / DAY_MS);
+    for (const [key, quota] of this.quotas) if (quota.day !== day) this.quotas.delete(key);
+    for (const [t, until] of this.charged) if (until <= now) this.charged.delete(t);
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+}

@@ -1,0 +1,298 @@
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit, Optional } from '@nestjs/common';
+import { InjectMetric, TenantLabels } from '@app/monitoring';
+import type Redis from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Counter, Gauge, Histogram } from 'prom-client';
+import { CircuitBreaker, type CircuitState } from './circuit-breaker';
+import {
+  type Admission,
+  anyLimit,
+  divideLimits,
+  type Limits,
+  type LimitState,
+  NO_LIMITS,
+  type Subject,
+} from './limits';
+import { MemoryRateLimitStore } from './memory-store';
+import {
+  type Backend,
+  BACKENDS,
+  CIRCUIT_STATE_VALUES,
+  RATE_LIMIT_METRICS,
+  type RedisOperation,
+} from './rate-limit.metrics';
+import {
+  FAILURE_MODES,
+  RATE_LIMIT_OPTIONS,
+  RATE_LIMIT_REDIS,
+  type RateLimitModuleOptions,
+} from './rate-limit.options';
+import { RedisRateLimitStore } from './redis-store';
+
+/** A request the limiter admitted; `release()` frees its concurrency slot (idempotent). */
+export type Decision = Admission & {
+  /** Where it was decided. */
+  readonly backend: Backend;
+  release(): void;
+};
+
+/** Thrown in `closed` mode while Redis is out of reach; the API answers 503 `rate_limit_unavailable`. */
+export class RateLimitUnavailableError extends Error {
+  readonly code = 'rate_limit_unavailable';
+  readonly retryAfterSeconds = 1;
+  readonly component = 'rate_limit';
+  constructor() {
+    super('Rate limits cannot be checked right now, so requests are refused; retry later.');
+    this.name = 'RateLimitUnavailableError';
+  }
+}
+
+/** Who a request counts against, with the tenant name its metrics carry. */
+export interface LimitedSubject extends Subject {
+  readonly tenantName: string;
+}
+
+const noop = (): void => undefined;
+const UNLIMITED: Decision = Object.freeze({ allowed: true, states: [], backend: 'memory', release: noop });
+const MAX_PENDING_RELEASES = 10_000;
+
+const isTimeout = (error: unknown) => error instanceof Error && /timed out/i.test(error.message);
+
+/**
+ * Decides whether a request may run, against Redis when one is configured and reachable, else in memory.
+ *
+ * Redis failures never fail a request: each admission waits at most the command timeout, and after
+ * `breakerThreshold` consecutive failures the circuit opens and admissions stop touching Redis until a
+ * background PING succeeds (one probe per cool-down). Meanwhile the failure mode decides: `local` counts in
+ * this process at limit / replicas, `open` admits, `closed` refuses with 503. The outage is logged once when
+ * the circuit opens and once when it closes. Slots admitted by Redis whose release failed are released
+ * when it is back (or expire with their lease).
+ */
+@Injectable()
+export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
+  /** The default store without Redis; the `local` fallback with it. */
+  readonly memory: MemoryRateLimitStore;
+  readonly redis: RedisRateLimitStore | null;
+  private readonly breaker: CircuitBreaker;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private pendingReleases: { subject: Subject; ticket: string }[] = [];
+  private closing = false;
+
+  constructor(
+    @Inject(RATE_LIMIT_OPTIONS) private readonly options: RateLimitModuleOptions,
+    @Optional() @Inject(RATE_LIMIT_REDIS) private readonly client: Redis | null,
+    private readonly tenants: TenantLabels,
+    @InjectMetric(RATE_LIMIT_METRICS.hits) private readonly hits: Counter<string>,
+    @InjectMetric(RATE_LIMIT_METRICS.remaining) private readonly remaining: Gauge<string>,
+    @InjectMetric(RATE_LIMIT_METRICS.quotaUsage) private readonly quotaUsage: Gauge<string>,
+    @InjectMetric(RATE_LIMIT_METRICS.fallback) private readonly fallbacks: Counter<'mode'>,
+    @InjectMetric(RATE_LIMIT_METRICS.backend) private readonly backendGauge: Gauge<'backend'>,
+    @InjectMetric(RATE_LIMIT_METRICS.failureMode) private readonly failureModeGauge: Gauge<'mode'>,
+    @InjectMetric(RATE_LIMIT_METRICS.circuit) private readonly circuitGauge: Gauge<'dependency'>,
+    @InjectMetric(RATE_LIMIT_METRICS.redisOperations)
+    private readonly redisOps: Counter<'operation' | 'status'>,
+    @InjectMetric(RATE_LIMIT_METRICS.redisDuration) private readonly redisDuration: Histogram<'operation'>,
+  ) {
+    this.memory = new MemoryRateLimitStore({ leaseTtlMs: options.leaseTtlMs, now: options.now });
+    this.redis =
+      client === null || client === undefined
+        ? null
+        : new RedisRateLimitStore(client, {
+            leaseTtlMs: options.leaseTtlMs,
+            prefix: options.keyPrefix,
+            now: options.now,
+          });
+    this.breaker = new CircuitBreaker(options.breakerThreshold, (from, to) => this.circuitChanged(from, to));
+  }
+
+  onModuleInit(): void {
+    for (const mode of FAILURE_MODES)
+      this.failureModeGauge.set({ mode }, mode === this.options.failureMode ? 1 : 0);
+    if (this.redis !== null) this.circuitGauge.set({ dependency: 'redis' }, CIRCUIT_STATE_VALUES.closed);
+    this.showBackend();
+  }
+
+  onApplicationShutdown(): void {
+    this.closing = true;
+    clearTimeout(this.probeTimer);
+    this.memory.close();
+  }
+
+  /** The backend deciding now. */
+  get backend(): Backend {
+    if (this.redis === null) return 'memory';
+    if (this.breaker.closed) return 'redis';
+    return this.options.failureMode === 'local' ? 'memory' : this.options.failureMode;
+  }
+
+  get circuit(): CircuitState | null {
+    return this.redis === null ? null : this.breaker.state;
+  }
+
+  get failureMode() {
+    return this.options.failureMode;
+  }
+
+  /**
+   * Admits or refuses one request. A request with no limit on is admitted without touching any store.
+   * Throws {@link RateLimitUnavailableError} only in `closed` mode while Redis is out of reach.
+   */
+  async admit(subject: LimitedSubject, limits: Limits): Promise<Decision> {
+    if (!anyLimit(limits)) return UNLIMITED;
+    const ticket = randomUUID();
+    const redis = this.redis;
+    if (redis === null)
+      return this.decided(subject, this.memory.admitNow(subject, limits, ticket), 'memory', ticket);
+    if (this.breaker.closed) {
+      try {
+        const admission = await this.timed('admit', () => redis.admit(subject, limits, ticket));
+        this.breaker.success();
+        return this.decided(subject, admission, 'redis', ticket);
+      } catch {
+        this.breaker.failure();
+      }
+    }
+    return this.fallback(subject, limits, ticket);
+  }
+
+  /** Charges the tokens a request used (the LLM path) to its tenant's tokens-per-minute bucket. */
+  async recordTokens(subject: Subject, tokens: number, tokensPerMinute: number | null): Promise<void> {
+    if (tokensPerMinute === null || !(tokens > 0)) return;
+    const ticket = randomUUID();
+    const redis = this.redis;
+    if (redis !== null && this.breaker.closed) {
+      try {
+        await this.timed('record_tokens', () => redis.recordTokens(subject, tokens, tokensPerMinute, ticket));
+        this.breaker.success();
+        return;
+      } catch {
+        this.breaker.failure();
+      }
+    }
+    if (redis === null) {
+      await this.memory.recordTokens(subject, tokens, tokensPerMinute, ticket);
+    } else if (this.options.failureMode === 'local') {
+      // Charged against the same share of the limit that local admissions use.
+      const local = divideLimits({ ...NO_LIMITS, tokensPerMinute }, this.options.replicas);
+      await this.memory.recordTokens(subject, tokens, local.tokensPerMinute ?? tokensPerMinute, ticket);
+    }
+  }
+
+  private fallback(subject: LimitedSubject, limits: Limits, ticket: string): Decision {
+    const mode = this.options.failureMode;
+    this.fallbacks.inc({ mode });
+    if (mode === 'open') return { allowed: true, states: [], backend: 'open', release: noop };
+    if (mode === 'closed') throw new RateLimitUnavailableError();
+    const local = divideLimits(limits, this.options.replicas);
+    return this.decided(subject, this.memory.admitNow(subject, local, ticket), 'memory', ticket);
+  }
+
+  private decided(subject: LimitedSubject, admission: Admission, backend: Backend, ticket: string): Decision {
+    this.observe(subject.tenantName, admission);
+    const holdsSlot = admission.allowed && admission.states.some((s) => s.type === 'concurrency');
+    let released = !holdsSlot;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      if (backend === 'redis') this.releaseOnRedis(subject, ticket);
+      else this.memory.releaseNow(subject, ticket);
+    };
+    return { ...admission, backend, release };
+  }
+
+  private releaseOnRedis(subject: Subject, ticket: string): void {
+    const redis = this.redis;
+    if (redis === null) return;
+    if (!this.breaker.closed) {
+      this.deferRelease(subject, ticket);
+      return;
+    }
+    this.timed('release', () => redis.release(subject, ticket)).catch(() => {
+      this.breaker.failure();
+      this.deferRelease(subject, ticket);
+    });
+  }
+
+  /** Kept for when Redis is back; past the cap, the lease TTL frees the slot instead. */
+  private deferRelease(subject: Subject, ticket: string): void {
+    if (this.pendingReleases.length < MAX_PENDING_RELEASES) this.pendingReleases.push({ subject, ticket });
+  }
+
+  private observe(tenant: string, admission: Admission): void {
+    if (!admission.allowed) this.hits.inc(this.tenants.labels(tenant, { limit_type: admission.limit }));
+    for (const state of admission.states) {
+      this.remaining.set(this.tenants.labels(tenant, { limit_type: state.type }), state.remaining);
+      if (state.type === 'daily_quota')
+        this.quotaUsage.set(this.tenants.labels(tenant, {}), quotaPercent(state));
+    }
+  }
+
+  private async timed<T>(operation: RedisOperation, run: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const result = await run();
+      this.redisOps.inc({ operation, status: 'ok' });
+      return result;
+    } catch (error) {
+      this.redisOps.inc({ operation, status: isTimeout(error) ? 'timeout' : 'error' });
+      throw error;
+    } finally {
+      this.redisDuration.observe({ operation }, (performance.now() - started) / 1000);
+    }
+  }
+
+  private circuitChanged(from: CircuitState, to: CircuitState): void {
+    this.circuitGauge.set({ dependency: 'redis' }, CIRCUIT_STATE_VALUES[to]);
+    this.showBackend();
+    if (to === 'open') {
+      if (from === 'closed') {
+        this.options.logger?.warn(
+          { component: 'rate_limit', failure_mode: this.options.failureMode, backend: this.backend },
+          'redis unreachable: rate limits use the failure mode until it answers again',
+        );
+      }
+      this.scheduleProbe();
+    } else if (to === 'closed') {
+      this.options.logger?.info(
+        { component: 'rate_limit', backend: 'redis' },
+        'redis answers again: rate limits are back on redis',
+      );
+      this.flushPendingReleases();
+    }
+  }
+
+  private scheduleProbe(): void {
+    if (this.closing) return;
+    clearTimeout(this.probeTimer);
+    this.probeTimer = setTimeout(() => void this.probe(), this.options.breakerCooldownMs);
+    this.probeTimer.unref();
+  }
+
+  private async probe(): Promise<void> {
+    const redis = this.redis;
+    if (redis === null || this.closing || !this.breaker.probe()) return;
+    try {
+      await this.timed('probe', () => redis.ping());
+      this.breaker.success();
+    } catch {
+      this.breaker.failure();
+    }
+  }
+
+  private flushPendingReleases(): void {
+    const pending = this.pendingReleases;
+    this.pendingReleases = [];
+    for (const { subject, ticket } of pending) this.releaseOnRedis(subject, ticket);
+  }
+
+  private showBackend(): void {
+    const active = this.backend;
+    for (const backend of BACKENDS) this.backendGauge.set({ backend }, backend === active ? 1 : 0);
+  }
+}
+
+function quotaPercent(state: LimitState): number {
+  if (state.limit === 0) return 100;
+  return Math.min(100, ((state.limit - state.remaining) / state.limit) * 100);
+}
