@@ -233,6 +233,8 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
     try {
       const result = await run();
       this.redisOps.inc({ operation, status: 'ok' });
+      // Redis answers again: hand back the slots whose release failed meanwhile.
+      if (operation !== 'release' && this.pendingReleases.length > 0) this.flushPendingReleases();
       return result;
     } catch (error) {
       this.redisOps.inc({ operation, status: isTimeout(error) ? 'timeout' : 'error' });
