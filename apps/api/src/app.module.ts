@@ -1,6 +1,7 @@
 import { type DynamicModule, Module, type ModuleMetadata } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import { MonitoringModule } from '@app/monitoring';
+import { RateLimitModule } from '@app/rate-limit';
 import { SafetyModule } from '@app/safety';
 import type { Logger } from 'pino';
 import { AuthModule } from './auth/auth.module';
@@ -38,6 +39,16 @@ export class AppModule {
         LifecycleModule,
         SafetyModule.forRoot({ robotsDir: config.robots.dir }),
         RedisModule,
+        RateLimitModule.forRoot({
+          redisUrl: config.redis?.url ?? null,
+          failureMode: config.rateLimit.failureMode,
+          replicas: config.rateLimit.replicas,
+          redisTimeoutMs: config.rateLimit.redisTimeoutMs,
+          breakerThreshold: config.rateLimit.breakerThreshold,
+          breakerCooldownMs: config.rateLimit.breakerCooldownMs,
+          leaseTtlMs: config.rateLimit.leaseTtlMs,
+          logger,
+        }),
         DatabaseModule,
         AuthModule,
         InferenceModule,

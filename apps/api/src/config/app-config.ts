@@ -1,6 +1,6 @@
 import { Inject } from '@nestjs/common';
 import { isAbsolute, resolve } from 'node:path';
-import { ConfigError, type Env, booleanVar, enumVar, integerVar, readVar } from './env-vars';
+import { ConfigError, type Env, type EnvVarName, booleanVar, enumVar, integerVar, readVar } from './env-vars';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -53,6 +53,22 @@ export interface AppConfig {
     readonly bufferMax: number;
     /** What a full buffer does: refuse new billable work (`reject`) or drop records, counted (`drop`). */
     readonly overflowPolicy: 'reject' | 'drop';
+  };
+  readonly rateLimit: {
+    /** Platform defaults, used where neither the key nor its tenant sets a limit; null: no limit. */
+    readonly defaults: {
+      readonly requestsPerMinute: number | null;
+      readonly maxConcurrent: number | null;
+      readonly dailyQuota: number | null;
+      readonly tokensPerMinute: number | null;
+    };
+    readonly burstSeconds: number;
+    readonly failureMode: 'local' | 'open' | 'closed';
+    readonly replicas: number;
+    readonly redisTimeoutMs: number;
+    readonly breakerThreshold: number;
+    readonly breakerCooldownMs: number;
+    readonly leaseTtlMs: number;
   };
   readonly auth: {
     /** null when unset: a fixed domain key is used. */
@@ -164,6 +180,30 @@ function folderVar(env: Env, name: 'ROBOTS_DIR' | 'MODELS_DIR', def: string, cwd
 }
 
 export const USAGE_OVERFLOW_POLICIES = ['reject', 'drop'] as const;
+export const RATE_LIMIT_FAILURE_MODES = ['local', 'open', 'closed'] as const;
+
+/** An optional limit: unset is null (no limit). */
+function limitVar(env: Env, name: EnvVarName, max: number): number | null {
+  return readVar(env, name) === undefined ? null : integerVar(env, name, 0, 1, max);
+}
+
+function rateLimitConfig(env: Env): AppConfig['rateLimit'] {
+  return {
+    defaults: {
+      requestsPerMinute: limitVar(env, 'RATE_LIMIT_REQUESTS_PER_MINUTE', 1_000_000),
+      maxConcurrent: limitVar(env, 'RATE_LIMIT_MAX_CONCURRENT', 100_000),
+      dailyQuota: limitVar(env, 'RATE_LIMIT_DAILY_QUOTA', 1_000_000_000),
+      tokensPerMinute: limitVar(env, 'RATE_LIMIT_TOKENS_PER_MINUTE', 1_000_000_000),
+    },
+    burstSeconds: integerVar(env, 'RATE_LIMIT_BURST_SECONDS', 60, 1, 3600),
+    failureMode: enumVar(env, 'RATE_LIMIT_FAILURE_MODE', RATE_LIMIT_FAILURE_MODES, 'local'),
+    replicas: integerVar(env, 'RATE_LIMIT_REPLICAS', 1, 1, 10_000),
+    redisTimeoutMs: integerVar(env, 'RATE_LIMIT_REDIS_TIMEOUT_MS', 200, 10, 5000),
+    breakerThreshold: integerVar(env, 'RATE_LIMIT_BREAKER_THRESHOLD', 5, 1, 1000),
+    breakerCooldownMs: integerVar(env, 'RATE_LIMIT_BREAKER_COOLDOWN_MS', 1000, 50, 600_000),
+    leaseTtlMs: integerVar(env, 'RATE_LIMIT_LEASE_TTL_SECONDS', 600, 1, 86_400) * 1000,
+  };
+}
 
 /**
  * Builds the configuration from an environment. Pure apart from reading `*_FILE` secrets; throws
@@ -186,6 +226,7 @@ export function loadConfig(env: Env, options: { cwd?: string; version?: string }
     log: { level: enumVar(env, 'LOG_LEVEL', LOG_LEVELS, 'info') },
     metrics: metricsConfig(env),
     auth: authConfig(env),
+    rateLimit: rateLimitConfig(env),
     robots: { dir: folderVar(env, 'ROBOTS_DIR', 'config/robots', options.cwd ?? process.cwd()) },
     models: {
       dir: folderVar(env, 'MODELS_DIR', 'models', options.cwd ?? process.cwd()),

@@ -153,6 +153,69 @@ export const ENV_VARS = [
       '`reject`: a full usage buffer answers new inference 503 `usage_unavailable` (billable work is never unrecorded). `drop`: serve anyway, and count and log every record dropped.',
   },
   {
+    name: 'RATE_LIMIT_REQUESTS_PER_MINUTE',
+    default: '',
+    description:
+      'Requests per minute per key when neither the key nor its tenant sets `requests_per_minute`. Unset: no limit.',
+  },
+  {
+    name: 'RATE_LIMIT_BURST_SECONDS',
+    default: '60',
+    description:
+      "How many seconds' worth of a key's per-minute rate it may send at once (1-3600): 60 lets a whole minute's requests come together, 6 a tenth of them.",
+  },
+  {
+    name: 'RATE_LIMIT_MAX_CONCURRENT',
+    default: '',
+    description: 'In-flight requests per key when the key sets no `max_concurrent`. Unset: no limit.',
+  },
+  {
+    name: 'RATE_LIMIT_DAILY_QUOTA',
+    default: '',
+    description:
+      'Requests per tenant per UTC day when the tenant sets no `daily_request_quota`. Unset: no quota.',
+  },
+  {
+    name: 'RATE_LIMIT_TOKENS_PER_MINUTE',
+    default: '',
+    description:
+      'LLM tokens per tenant per minute when the tenant sets no `tokens_per_minute`. Unset: no limit.',
+  },
+  {
+    name: 'RATE_LIMIT_FAILURE_MODE',
+    default: 'local',
+    description:
+      'While Redis is out of reach: `local` enforces each limit in this process at limit / `RATE_LIMIT_REPLICAS`, `open` admits every request (counted), `closed` answers 503 `rate_limit_unavailable`.',
+  },
+  {
+    name: 'RATE_LIMIT_REPLICAS',
+    default: '1',
+    description: 'How many replicas share the limits: `local` mode divides each limit by it (1-10000).',
+  },
+  {
+    name: 'RATE_LIMIT_REDIS_TIMEOUT_MS',
+    default: '200',
+    description:
+      'The longest a request waits on Redis for a limit check (10-5000); past it, the failure mode decides.',
+  },
+  {
+    name: 'RATE_LIMIT_BREAKER_THRESHOLD',
+    default: '5',
+    description:
+      'Consecutive Redis failures after which checks stop touching Redis until a probe succeeds (1-1000).',
+  },
+  {
+    name: 'RATE_LIMIT_BREAKER_COOLDOWN_MS',
+    default: '1000',
+    description: 'How often an open circuit probes Redis with a PING (50-600000).',
+  },
+  {
+    name: 'RATE_LIMIT_LEASE_TTL_SECONDS',
+    default: '600',
+    description:
+      'How long a concurrency slot lives if its request never releases it (a replica died); keep it above the longest request (1-86400).',
+  },
+  {
     name: 'SHUTDOWN_DRAIN_DELAY_MS',
     default: '0',
     description:

@@ -22,6 +22,10 @@ export const ERROR_CODES = {
   expectation_failed: { status: 417, message: 'Only the Expect: 100-continue expectation is supported.' },
   header_too_large: { status: 431, message: 'The request headers are too large.' },
   rate_limited: { status: 429, message: 'Too many requests; retry later.' },
+  quota_exceeded: {
+    status: 429,
+    message: "The tenant's daily request quota is used up; it resets at midnight UTC.",
+  },
   unsupported_image_format: { status: 415, message: 'Images must be JPEG or PNG.' },
   image_too_large: { status: 422, message: 'The image has more pixels than the limit.' },
   invalid_image: { status: 422, message: 'The image could not be decoded.' },
@@ -34,6 +38,10 @@ export const ERROR_CODES = {
   not_ready: { status: 503, message: 'The service is not ready.' },
   shutting_down: { status: 503, message: 'The server is shutting down; retry on another replica.' },
   dependency_unavailable: { status: 503, message: 'A dependency is unavailable; retry later.' },
+  rate_limit_unavailable: {
+    status: 503,
+    message: 'Rate limits cannot be checked right now, so requests are refused; retry later.',
+  },
   model_unavailable: { status: 503, message: 'The model is not loaded on this replica.' },
   queue_full: { status: 503, message: "The model's queue is full; retry later." },
   usage_unavailable: {

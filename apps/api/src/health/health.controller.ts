@@ -8,6 +8,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { performance } from 'node:perf_hooks';
+import { RateLimitHealthIndicator } from '@app/rate-limit';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { Public, RequireScope } from '../auth/auth.decorators';
 import { DatabaseHealthIndicator } from '../database/database.health';
@@ -35,6 +36,7 @@ export class HealthController {
     private readonly database: DatabaseHealthIndicator,
     private readonly redis: RedisHealthIndicator,
     private readonly models: ModelsHealthIndicator,
+    private readonly rateLimit: RateLimitHealthIndicator,
   ) {}
 
   /** Liveness: the process answers. Depends on nothing, and stays 200 while draining (a restart would cut requests). */
@@ -56,7 +58,8 @@ export class HealthController {
    * Readiness: 503 while starting, from the first shutdown signal on, when no model is loaded, or when a
    * model has stalled. Not the database: during an outage cached keys keep serving and usage rows wait in
    * their buffer, and a readiness that failed on every replica at once would turn a database blip into a
-   * total outage (TESTS F4). `/health/detailed` reports the database.
+   * total outage (TESTS F4). `/health/detailed` reports the database. Redis and the rate limiter count
+   * only in `closed` failure mode, where a Redis outage refuses every limited request.
    */
   @Get('ready')
   @Public()
@@ -69,6 +72,10 @@ export class HealthController {
       result = await this.health.check([
         () => this.lifecycle.check('lifecycle'),
         () => this.models.check('models'),
+        // Only with RATE_LIMIT_FAILURE_MODE=closed does a Redis outage stop this replica from serving.
+        ...(this.rateLimit.gatesReadiness
+          ? [() => this.redis.check('redis'), () => this.rateLimit.check('rate_limit')]
+          : []),
       ]);
     } catch (error) {
       const details = (error as { response?: HealthCheckResult }).response?.details;
@@ -98,6 +105,7 @@ export class HealthController {
         () => this.lifecycle.check('lifecycle'),
         () => this.database.check('database'),
         () => this.redis.check('redis'),
+        () => this.rateLimit.check('rate_limit'),
         () => this.models.check('models'),
       ]);
       return { status: result.status, checks: result.details };

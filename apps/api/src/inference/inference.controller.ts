@@ -14,6 +14,7 @@ import {
   type ModelList,
   ModelListSchema,
 } from './inference.schemas';
+import { RateLimited } from '../rate-limit/rate-limit.guard';
 import { InferenceService } from './inference.service';
 import { ModelRegistry } from './model-registry.service';
 
@@ -36,6 +37,7 @@ export class InferenceController {
   @Post('inference')
   @HttpCode(200)
   @RequireScope('inference')
+  @RateLimited()
   @ApiOperation({ summary: 'Run a robot policy (scope inference)' })
   @ApiBody({ schema: z.toJSONSchema(InferenceRequestSchema, { target: 'openapi-3.0' }) as object })
   @ApiOkResponse({ standardSchema: InferenceResponseSchema })
@@ -43,10 +45,17 @@ export class InferenceController {
   @errors(404, 'model_not_found')
   @errors(415, 'unsupported_image_format')
   @errors(
+    429,
+    'rate_limited (requests per minute, concurrency; details.limit_type), quota_exceeded (daily quota); with Retry-After',
+  )
+  @errors(
     422,
     'invalid_request (does not fit the model), image_too_large, invalid_image, safety_rejected (with error.safety)',
   )
-  @errors(503, 'queue_full (with Retry-After), model_unavailable, usage_unavailable')
+  @errors(
+    503,
+    'queue_full (with Retry-After), model_unavailable, usage_unavailable, rate_limit_unavailable (RATE_LIMIT_FAILURE_MODE=closed)',
+  )
   @errors(504, 'deadline_exceeded')
   infer(
     @Body() body: unknown,
