@@ -49,7 +49,12 @@ export async function postInference(
   baseUrl: string,
   key: string,
   body: unknown,
-  options: { readonly requestId?: string; readonly dispatcher?: Dispatcher; readonly rawText?: boolean } = {},
+  options: {
+    readonly requestId?: string;
+    readonly dispatcher?: Dispatcher;
+    readonly rawText?: boolean;
+    readonly signal?: AbortSignal;
+  } = {},
 ): Promise<ApiAnswer> {
   const res = await request(`${baseUrl}/v1/inference`, {
     method: 'POST',
@@ -60,6 +65,7 @@ export async function postInference(
     },
     body: options.rawText === true ? (body as string) : JSON.stringify(body),
     dispatcher: options.dispatcher,
+    signal: options.signal,
   });
   const text = await res.body.text();
   const headers: Record<string, string> = {};
