@@ -130,6 +130,42 @@ describe('loadConfig', () => {
       usage: { flushIntervalMs: 1000, batchSize: 500, bufferMax: 10_000, overflowPolicy: 'reject' },
       shutdown: { drainDelayMs: 0, timeoutMs: 10_000 },
       auth: { pepper: null, cacheTtlMs: 5000, bootstrap: true },
+      rateLimit: {
+        defaults: { requestsPerMinute: null, maxConcurrent: null, dailyQuota: null, tokensPerMinute: null },
+        burstSeconds: 60,
+        failureMode: 'local',
+        replicas: 1,
+        redisTimeoutMs: 200,
+        breakerThreshold: 5,
+        breakerCooldownMs: 1000,
+        leaseTtlMs: 600_000,
+      },
+    });
+  });
+
+  it('reads the rate-limit defaults and the failure behaviour', () => {
+    const config = load({
+      RATE_LIMIT_REQUESTS_PER_MINUTE: '120',
+      RATE_LIMIT_MAX_CONCURRENT: '4',
+      RATE_LIMIT_DAILY_QUOTA: '5000',
+      RATE_LIMIT_TOKENS_PER_MINUTE: '90000',
+      RATE_LIMIT_BURST_SECONDS: '10',
+      RATE_LIMIT_FAILURE_MODE: 'CLOSED',
+      RATE_LIMIT_REPLICAS: '3',
+      RATE_LIMIT_REDIS_TIMEOUT_MS: '100',
+      RATE_LIMIT_BREAKER_THRESHOLD: '2',
+      RATE_LIMIT_BREAKER_COOLDOWN_MS: '500',
+      RATE_LIMIT_LEASE_TTL_SECONDS: '30',
+    });
+    expect(config.rateLimit).toEqual({
+      defaults: { requestsPerMinute: 120, maxConcurrent: 4, dailyQuota: 5000, tokensPerMinute: 90_000 },
+      burstSeconds: 10,
+      failureMode: 'closed',
+      replicas: 3,
+      redisTimeoutMs: 100,
+      breakerThreshold: 2,
+      breakerCooldownMs: 500,
+      leaseTtlMs: 30_000,
     });
   });
 
@@ -609,6 +645,76 @@ describe('USAGE_OVERFLOW_POLICY', () => {
   it('refuses anything else, naming the variable', () => {
     expect(expectRefused({ USAGE_OVERFLOW_POLICY: 'ignore' }, 'USAGE_OVERFLOW_POLICY')).toContain(
       'USAGE_OVERFLOW_POLICY must be one of',
+    );
+  });
+});
+
+describeInteger('RATE_LIMIT_BURST_SECONDS', {
+  read: (c) => c.rateLimit.burstSeconds,
+  def: 60,
+  min: 1,
+  max: 3600,
+});
+describeInteger('RATE_LIMIT_REPLICAS', { read: (c) => c.rateLimit.replicas, def: 1, min: 1, max: 10_000 });
+describeInteger('RATE_LIMIT_REDIS_TIMEOUT_MS', {
+  read: (c) => c.rateLimit.redisTimeoutMs,
+  def: 200,
+  min: 10,
+  max: 5000,
+});
+describeInteger('RATE_LIMIT_BREAKER_THRESHOLD', {
+  read: (c) => c.rateLimit.breakerThreshold,
+  def: 5,
+  min: 1,
+  max: 1000,
+});
+describeInteger('RATE_LIMIT_BREAKER_COOLDOWN_MS', {
+  read: (c) => c.rateLimit.breakerCooldownMs,
+  def: 1000,
+  min: 50,
+  max: 600_000,
+});
+
+describe.each([
+  ['RATE_LIMIT_REQUESTS_PER_MINUTE', (c: AppConfig) => c.rateLimit.defaults.requestsPerMinute, 1_000_000],
+  ['RATE_LIMIT_MAX_CONCURRENT', (c: AppConfig) => c.rateLimit.defaults.maxConcurrent, 100_000],
+  ['RATE_LIMIT_DAILY_QUOTA', (c: AppConfig) => c.rateLimit.defaults.dailyQuota, 1_000_000_000],
+  ['RATE_LIMIT_TOKENS_PER_MINUTE', (c: AppConfig) => c.rateLimit.defaults.tokensPerMinute, 1_000_000_000],
+] as const)('%s', (name, read, max) => {
+  it('is no limit when unset', () => {
+    expect(read(load({}))).toBeNull();
+  });
+
+  it.each([1, max])('accepts %j', (value) => {
+    expect(read(load({ [name]: String(value) }))).toBe(value);
+  });
+
+  it.each(['0', String(max + 1), '-5', '1.5', 'lots'])('refuses %j, naming the variable', (value) => {
+    expect(expectRefused({ [name]: value }, name)).toBe(`${name} must be an integer from 1 to ${max}.`);
+  });
+});
+
+describe('RATE_LIMIT_LEASE_TTL_SECONDS', () => {
+  it('defaults to 600 s and is kept in milliseconds', () => {
+    expect(load({}).rateLimit.leaseTtlMs).toBe(600_000);
+    expect(load({ RATE_LIMIT_LEASE_TTL_SECONDS: '5' }).rateLimit.leaseTtlMs).toBe(5000);
+  });
+
+  it('refuses 0', () => {
+    expect(expectRefused({ RATE_LIMIT_LEASE_TTL_SECONDS: '0' }, 'RATE_LIMIT_LEASE_TTL_SECONDS')).toContain(
+      'from 1 to 86400',
+    );
+  });
+});
+
+describe('RATE_LIMIT_FAILURE_MODE', () => {
+  it.each(['local', 'open', 'closed'])('accepts %s', (mode) => {
+    expect(load({ RATE_LIMIT_FAILURE_MODE: mode }).rateLimit.failureMode).toBe(mode);
+  });
+
+  it('refuses anything else, naming the variable', () => {
+    expect(expectRefused({ RATE_LIMIT_FAILURE_MODE: 'fail-open' }, 'RATE_LIMIT_FAILURE_MODE')).toBe(
+      'RATE_LIMIT_FAILURE_MODE must be one of local, open, closed.',
     );
   });
 });
