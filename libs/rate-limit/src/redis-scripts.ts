@@ -1,3 +1,14 @@
+/** Both scripts' first lines: `now` in ms, from ARGV[1], or from the Redis server's clock when it is ''. */
+const NOW = `
+local now
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+else
+  now = tonumber(ARGV[1])
+end
+`;
+
 /**
  * The Redis side of the limiter: one script per admission, so a check is one round trip and atomic across
  * every replica that shares the Redis. It mirrors MemoryRateLimitStore line for line (the contract suite
@@ -13,14 +24,7 @@
  * An admitted ticket's reply is kept under its marker: if the reply is lost and the command is sent again,
  * the second run returns the first answer and counts nothing (TESTS F3).
  */
-export const ADMIT_SCRIPT = `
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-else
-  now = tonumber(ARGV[1])
-end
+export const ADMIT_SCRIPT = `${NOW}
 local seen = redis.call('GET', KEYS[5])
 if seen then return seen end
 
@@ -113,14 +117,7 @@ return reply
  * KEYS: 1 token bucket, 2 the ticket's marker. ARGV: 1 now ('' = TIME), 2 tokens per minute, 3 tokens,
  * 4 marker TTL ms. Returns 1 when charged, 0 for a ticket already charged.
  */
-export const RECORD_TOKENS_SCRIPT = `
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-else
-  now = tonumber(ARGV[1])
-end
+export const RECORD_TOKENS_SCRIPT = `${NOW}
 if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[4]) then return 0 end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
