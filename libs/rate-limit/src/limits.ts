@@ -2,8 +2,8 @@
  * What the limiter decides about, and what it answers. Both stores (Redis and memory) implement the same
  * algorithms, pinned by one contract suite (`rate-limit-store.contract.ts`):
  *
- * - `requests_per_minute` (per key): a token bucket (GCRA) refilling at `requestsPerMinute / 60` per second
- *   and holding at most `burst` requests, so a key may spend its burst at once and then its rate;
+ * - `requests_per_minute` (per key): a token bucket refilling at `requestsPerMinute / 60` per second and
+ *   holding at most `burst` requests, so a key may spend its burst at once and then its rate;
  * - `concurrency` (per key): leases held while a request is in flight, each expiring after the lease TTL in
  *   case its replica dies before releasing it;
  * - `daily_quota` (per tenant): a counter per UTC day, so it resets at midnight UTC;
@@ -67,6 +67,21 @@ export type Admission =
     };
 
 export const MINUTE_MS = 60_000;
+/**
+ * Buckets hold their debt in units of 1/60 000 of a request (or token): one request costs 60 000 units, and
+ * a limit of N per minute pays back N units per millisecond. Every quantity is then a whole number, so both
+ * stores compute exactly the same thing (doubles are exact integers up to 2^53). Because the debt counts
+ * requests rather than time, a changed limit applies at once: 1 request used of a new limit of 100 leaves 99.
+ */
+export const UNIT = MINUTE_MS;
+
+/**
+ * A bucket's debt after `elapsedMs` of paying back at `perMinute` units per ms, the stored debt first capped
+ * at `capacity` (a lowered limit leaves at most one full bucket to pay back).
+ */
+export function decayed(debt: number, elapsedMs: number, perMinute: number, capacity = Infinity): number {
+  return Math.max(0, Math.min(debt, capacity) - Math.max(0, elapsedMs) * perMinute);
+}
 export const DAY_MS = 86_400_000;
 /** A refused concurrency slot frees when some request ends: retry after a second. */
 export const CONCURRENCY_RETRY_MS = 1000;

@@ -3,12 +3,14 @@ import {
   burstOf,
   CONCURRENCY_RETRY_MS,
   DAY_MS,
+  decayed,
   laterRefusal,
   type Limits,
   type LimitState,
   type LimitType,
   MINUTE_MS,
   type Subject,
+  UNIT,
 } from './limits';
 import type { RateLimitStore } from './rate-limit-store';
 
@@ -19,6 +21,13 @@ export interface MemoryStoreOptions {
   readonly leaseTtlMs: number;
   /** How often idle entries are swept; one timer per store, never one per request. */
   readonly sweepIntervalMs?: number;
+}
+
+interface Bucket {
+  readonly debt: number;
+  readonly at: number;
+  /** When the debt is paid back at the rate it was written with: the sweep drops it then. */
+  readonly until: number;
 }
 
 interface QuotaCount {
@@ -36,9 +45,9 @@ export class MemoryRateLimitStore implements RateLimitStore {
   readonly kind = 'memory' as const;
   private readonly now: () => number;
   private readonly leaseTtlMs: number;
-  /** Theoretical arrival times (ms) of the per-key and per-tenant buckets. */
-  private readonly requestTat = new Map<string, number>();
-  private readonly tokenTat = new Map<string, number>();
+  /** Per key and per tenant: a bucket's debt in {@link UNIT}s and when it was last written (ms). */
+  private readonly requestDebt = new Map<string, Bucket>();
+  private readonly tokenDebt = new Map<string, Bucket>();
   /** Per key: ticket → expiry (ms). */
   private readonly leases = new Map<string, Map<string, number>>();
   private readonly quotas = new Map<string, QuotaCount>();
@@ -62,21 +71,28 @@ export class MemoryRateLimitStore implements RateLimitStore {
     const states: LimitState[] = [];
     let refusal: { limit: LimitType; retryAfterMs: number } | null = null;
 
-    let nextTat: number | null = null;
+    let nextDebt: number | null = null;
     const rpm = limits.requestsPerMinute;
     if (rpm !== null) {
-      const interval = MINUTE_MS / rpm;
-      const burst = burstOf(limits);
-      const tat = Math.max(this.requestTat.get(subject.keyId) ?? 0, now);
-      const candidate = tat + interval;
-      const allowAt = candidate - interval * burst;
-      if (allowAt > now) {
-        refusal = laterRefusal(refusal, 'requests_per_minute', allowAt - now);
-        states.push({ type: 'requests_per_minute', limit: rpm, remaining: 0, resetMs: tat - now });
+      const capacity = burstOf(limits) * UNIT;
+      const bucket = this.requestDebt.get(subject.keyId);
+      const debt = bucket === undefined ? 0 : decayed(bucket.debt, now - bucket.at, rpm, capacity);
+      if (debt + UNIT > capacity) {
+        refusal = laterRefusal(refusal, 'requests_per_minute', Math.ceil((debt + UNIT - capacity) / rpm));
+        states.push({
+          type: 'requests_per_minute',
+          limit: rpm,
+          remaining: 0,
+          resetMs: Math.ceil(debt / rpm),
+        });
       } else {
-        nextTat = candidate;
-        const remaining = Math.floor((now - allowAt) / interval);
-        states.push({ type: 'requests_per_minute', limit: rpm, remaining, resetMs: candidate - now });
+        nextDebt = debt + UNIT;
+        states.push({
+          type: 'requests_per_minute',
+          limit: rpm,
+          remaining: Math.floor((capacity - nextDebt) / UNIT),
+          resetMs: Math.ceil(nextDebt / rpm),
+        });
       }
     }
 
@@ -121,20 +137,27 @@ export class MemoryRateLimitStore implements RateLimitStore {
 
     const tpm = limits.tokensPerMinute;
     if (tpm !== null) {
-      const perToken = MINUTE_MS / tpm;
-      const debt = Math.max((this.tokenTat.get(subject.tenantId) ?? 0) - now, 0);
-      const available = Math.floor((MINUTE_MS - debt) / perToken);
+      const capacity = tpm * UNIT;
+      const bucket = this.tokenDebt.get(subject.tenantId);
+      const debt = bucket === undefined ? 0 : decayed(bucket.debt, now - bucket.at, tpm);
+      const available = Math.floor((capacity - debt) / UNIT);
+      const resetMs = Math.ceil(debt / tpm);
       if (available <= 0) {
-        refusal = laterRefusal(refusal, 'tokens_per_minute', debt - MINUTE_MS + perToken);
-        states.push({ type: 'tokens_per_minute', limit: tpm, remaining: 0, resetMs: debt });
+        refusal = laterRefusal(refusal, 'tokens_per_minute', Math.ceil((debt + UNIT - capacity) / tpm));
+        states.push({ type: 'tokens_per_minute', limit: tpm, remaining: 0, resetMs });
       } else {
-        states.push({ type: 'tokens_per_minute', limit: tpm, remaining: available, resetMs: debt });
+        states.push({ type: 'tokens_per_minute', limit: tpm, remaining: available, resetMs });
       }
     }
 
     if (refusal !== null) return { allowed: false, ...refusal, states };
 
-    if (nextTat !== null) this.requestTat.set(subject.keyId, nextTat);
+    if (nextDebt !== null)
+      this.requestDebt.set(subject.keyId, {
+        debt: nextDebt,
+        at: now,
+        until: now + Math.ceil(nextDebt / (rpm ?? 1)),
+      });
     if (maxConcurrent !== null) {
       if (leases === undefined) this.leases.set(subject.keyId, (leases = new Map()));
       leases.set(ticket, now + this.leaseTtlMs);
@@ -162,8 +185,15 @@ export class MemoryRateLimitStore implements RateLimitStore {
     const now = this.now();
     if (this.charged.has(ticket) || tokens <= 0) return Promise.resolve();
     this.charged.set(ticket, now + MINUTE_MS);
-    const tat = Math.max(this.tokenTat.get(subject.tenantId) ?? 0, now);
-    this.tokenTat.set(subject.tenantId, tat + (tokens * MINUTE_MS) / tokensPerMinute);
+    const bucket = this.tokenDebt.get(subject.tenantId);
+    const debt = bucket === undefined ? 0 : decayed(bucket.debt, now - bucket.at, tokensPerMinute);
+    // Tokens already spent are charged in full, past the bucket's size: the overdraft is paid back first.
+    const next = debt + tokens * UNIT;
+    this.tokenDebt.set(subject.tenantId, {
+      debt: next,
+      at: now,
+      until: now + Math.ceil(next / tokensPerMinute),
+    });
     return Promise.resolve();
   }
 
@@ -178,8 +208,8 @@ export class MemoryRateLimitStore implements RateLimitStore {
   /** Drops what no longer limits anything: full buckets, expired leases, past days, old tickets. */
   sweep(): void {
     const now = this.now();
-    for (const [key, tat] of this.requestTat) if (tat <= now) this.requestTat.delete(key);
-    for (const [key, tat] of this.tokenTat) if (tat <= now) this.tokenTat.delete(key);
+    for (const [key, b] of this.requestDebt) if (b.until <= now) this.requestDebt.delete(key);
+    for (const [key, b] of this.tokenDebt) if (b.until <= now) this.tokenDebt.delete(key);
     for (const [key, leases] of this.leases) {
       for (const [t, expiry] of leases) if (expiry <= now) leases.delete(t);
       if (leases.size === 0) this.leases.delete(key);

@@ -1,11 +1,28 @@
-/** Both scripts' first lines: `now` in ms, from ARGV[1], or from the Redis server's clock when it is ''. */
-const NOW = `
+/**
+ * Both scripts' first lines: `now` in ms, from ARGV[1], or from the Redis server's clock when it is ''; and
+ * `decayed(key, perMinute, capacity)`, a bucket's debt now (see `decayed` and `UNIT` in limits.ts), from its
+ * stored `debt:written at`.
+ */
+const PREAMBLE = `
 local now
 if ARGV[1] == '' then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 else
   now = tonumber(ARGV[1])
+end
+local function decayed(key, perMinute, capacity)
+  local stored = redis.call('GET', key)
+  if not stored then return 0 end
+  local debt, at = string.match(stored, '^(%d+):(%d+)$')
+  if not debt then return 0 end
+  debt = tonumber(debt)
+  if capacity and debt > capacity then debt = capacity end
+  local elapsed = now - tonumber(at)
+  if elapsed < 0 then elapsed = 0 end
+  local left = debt - elapsed * perMinute
+  if left < 0 then return 0 end
+  return left
 end
 `;
 
@@ -14,8 +31,8 @@ end
  * every replica that shares the Redis. It mirrors MemoryRateLimitStore line for line (the contract suite
  * runs both). Every key of a subject carries the tenant as a hash tag, so they share a Cluster slot.
  *
- * KEYS: 1 request bucket (TAT, ms), 2 concurrency leases (sorted set: ticket → expiry), 3 quota key prefix
- *       (the UTC day number is appended), 4 token bucket (TAT, ms), 5 the ticket's marker.
+ * KEYS: 1 request bucket (`debt:written at`), 2 concurrency leases (sorted set: ticket → expiry), 3 quota key prefix
+ *       (the UTC day number is appended), 4 token bucket (`debt:written at`), 5 the ticket's marker.
  * ARGV: 1 now in ms ('' = the Redis server's TIME, one clock for every replica), 2 requests per minute,
  *       3 burst, 4 max concurrent, 5 lease TTL ms, 6 daily quota, 7 tokens per minute, 8 ticket,
  *       9 marker TTL ms. A limit of -1 is off.
@@ -24,7 +41,7 @@ end
  * An admitted ticket's reply is kept under its marker: if the reply is lost and the command is sent again,
  * the second run returns the first answer and counts nothing (TESTS F3).
  */
-export const ADMIT_SCRIPT = `${NOW}
+export const ADMIT_SCRIPT = `${PREAMBLE}
 local seen = redis.call('GET', KEYS[5])
 if seen then return seen end
 
@@ -35,20 +52,16 @@ local function refuse(kind, ms)
 end
 
 local rpm = tonumber(ARGV[2])
-local nextTat = nil
+local nextDebt = nil
 if rpm >= 0 then
-  local interval = 60000 / rpm
-  local burst = tonumber(ARGV[3])
-  local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-  if tat < now then tat = now end
-  local candidate = tat + interval
-  local allowAt = candidate - interval * burst
-  if allowAt > now then
-    refuse('requests_per_minute', allowAt - now)
-    states[#states + 1] = {'requests_per_minute', rpm, 0, tat - now}
+  local capacity = tonumber(ARGV[3]) * 60000
+  local debt = decayed(KEYS[1], rpm, capacity)
+  if debt + 60000 > capacity then
+    refuse('requests_per_minute', math.ceil((debt + 60000 - capacity) / rpm))
+    states[#states + 1] = {'requests_per_minute', rpm, 0, math.ceil(debt / rpm)}
   else
-    nextTat = candidate
-    states[#states + 1] = {'requests_per_minute', rpm, math.floor((now - allowAt) / interval), candidate - now}
+    nextDebt = debt + 60000
+    states[#states + 1] = {'requests_per_minute', rpm, math.floor((capacity - nextDebt) / 60000), math.ceil(nextDebt / rpm)}
   end
 end
 
@@ -80,23 +93,22 @@ end
 
 local tpm = tonumber(ARGV[7])
 if tpm >= 0 then
-  local perToken = 60000 / tpm
-  local debt = tonumber(redis.call('GET', KEYS[4]) or '0') - now
-  if debt < 0 then debt = 0 end
-  local available = math.floor((60000 - debt) / perToken)
+  local capacity = tpm * 60000
+  local debt = decayed(KEYS[4], tpm)
+  local available = math.floor((capacity - debt) / 60000)
   if available <= 0 then
-    refuse('tokens_per_minute', debt - 60000 + perToken)
-    states[#states + 1] = {'tokens_per_minute', tpm, 0, debt}
+    refuse('tokens_per_minute', math.ceil((debt + 60000 - capacity) / tpm))
+    states[#states + 1] = {'tokens_per_minute', tpm, 0, math.ceil(debt / tpm)}
   else
-    states[#states + 1] = {'tokens_per_minute', tpm, available, debt}
+    states[#states + 1] = {'tokens_per_minute', tpm, available, math.ceil(debt / tpm)}
   end
 end
 
 if refused ~= '' then
   return cjson.encode({0, refused, retry, states})
 end
-if nextTat then
-  redis.call('SET', KEYS[1], string.format('%.3f', nextTat), 'PX', math.ceil(nextTat - now))
+if nextDebt then
+  redis.call('SET', KEYS[1], string.format('%d:%d', nextDebt, now), 'PX', math.ceil(nextDebt / rpm))
 end
 if maxc >= 0 then
   local ttl = tonumber(ARGV[5])
@@ -117,11 +129,10 @@ return reply
  * KEYS: 1 token bucket, 2 the ticket's marker. ARGV: 1 now ('' = TIME), 2 tokens per minute, 3 tokens,
  * 4 marker TTL ms. Returns 1 when charged, 0 for a ticket already charged.
  */
-export const RECORD_TOKENS_SCRIPT = `${NOW}
+export const RECORD_TOKENS_SCRIPT = `${PREAMBLE}
 if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[4]) then return 0 end
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-tat = tat + tonumber(ARGV[3]) * 60000 / tonumber(ARGV[2])
-redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(tat - now))
+local tpm = tonumber(ARGV[2])
+local debt = decayed(KEYS[1], tpm) + tonumber(ARGV[3]) * 60000
+redis.call('SET', KEYS[1], string.format('%d:%d', debt, now), 'PX', math.ceil(debt / tpm))
 return 1
 `;

@@ -70,7 +70,7 @@ export function storeContract(
       const refused = await admit(who, rpm);
       expect(refused).toMatchObject({ allowed: false, limit: 'requests_per_minute' });
       if (refused.allowed) throw new Error('unreachable');
-      expect(refused.retryAfterMs).toBeCloseTo(6000, 0);
+      expect(refused.retryAfterMs).toBe(6000);
       expect(refused.states).toEqual([
         expect.objectContaining({ type: 'requests_per_minute', limit: 10, remaining: 0 }),
       ]);
@@ -86,7 +86,7 @@ export function storeContract(
       await admit(who, rpm);
       const second = await admit(who, rpm);
       expect(second.states[0]).toMatchObject({ remaining: 58 });
-      expect(second.states[0]?.resetMs).toBeCloseTo(2000, 0);
+      expect(second.states[0]?.resetMs).toBe(2000);
     });
 
     it('lets a smaller burst through at once and then only the rate', async () => {
@@ -97,10 +97,39 @@ export function storeContract(
       const third = await admit(who, rpm);
       expect(third).toMatchObject({ allowed: false, limit: 'requests_per_minute' });
       if (third.allowed) throw new Error('unreachable');
-      expect(third.retryAfterMs).toBeCloseTo(1000, 0);
+      expect(third.retryAfterMs).toBe(1000);
       s.clock.advance(1000);
       expect((await admit(who, rpm)).allowed).toBe(true);
       expect((await admit(who, rpm)).allowed).toBe(false);
+    });
+
+    it('applies a raised limit at once, and a lowered one leaves at most one full bucket to wait', async () => {
+      const who = subject();
+      expect((await admit(who, limits({ requestsPerMinute: 1, burst: 1 }))).allowed).toBe(true);
+      expect((await admit(who, limits({ requestsPerMinute: 1, burst: 1 }))).allowed).toBe(false);
+      // One request used of a new limit of 100: 98 left after this one.
+      expect(await admit(who, limits({ requestsPerMinute: 100, burst: 100 }))).toMatchObject({
+        allowed: true,
+        states: [{ remaining: 98 }],
+      });
+      for (let i = 0; i < 20; i += 1) await admit(who, limits({ requestsPerMinute: 100, burst: 100 }));
+      // 22 used, lowered to 2 per minute: the debt is capped at the new bucket, 2 requests, paid in 30 s.
+      const lowered = await admit(who, limits({ requestsPerMinute: 2, burst: 2 }));
+      expect(lowered).toMatchObject({ allowed: false, limit: 'requests_per_minute', retryAfterMs: 30_000 });
+      s.clock.advance(30_000);
+      expect((await admit(who, limits({ requestsPerMinute: 2, burst: 2 }))).allowed).toBe(true);
+    });
+
+    it('computes an odd rate exactly: 7 per minute frees one request every 8571.43 ms', async () => {
+      const who = subject();
+      const seven = limits({ requestsPerMinute: 7, burst: 1 });
+      expect((await admit(who, seven)).allowed).toBe(true);
+      const refused = await admit(who, seven);
+      expect(refused).toMatchObject({ allowed: false, retryAfterMs: 8572 });
+      s.clock.advance(8571);
+      expect((await admit(who, seven)).allowed).toBe(false);
+      s.clock.advance(1);
+      expect((await admit(who, seven)).allowed).toBe(true);
     });
 
     it('admits exactly the limit out of a concurrent burst (no check-then-act race)', async () => {
@@ -109,6 +138,20 @@ export function storeContract(
       const results = await Promise.all(Array.from({ length: 50 }, () => admit(who, rpm)));
       expect(results.filter((r) => r.allowed)).toHaveLength(10);
       expect(results.filter((r) => !r.allowed)).toHaveLength(40);
+    });
+
+    it('admits a whole large burst at one instant, on an epoch-sized clock (no rounding at the edge)', async () => {
+      const who = subject();
+      const big = limits({ requestsPerMinute: 7000, burst: 7000 });
+      let admitted = 0;
+      let lastRemaining = -1;
+      for (let batch = 0; batch < 15; batch += 1) {
+        const answers = await Promise.all(Array.from({ length: 500 }, () => admit(who, big)));
+        for (const a of answers) if (a.allowed) admitted += 1;
+        if (batch === 0) lastRemaining = Math.min(...answers.map((a) => a.states[0]?.remaining ?? -1));
+      }
+      expect(admitted).toBe(7000);
+      expect(lastRemaining).toBe(6500);
     });
 
     it('counts each key on its own', async () => {
@@ -228,7 +271,7 @@ export function storeContract(
       expect(refused).toMatchObject({ allowed: false, limit: 'tokens_per_minute' });
       if (refused.allowed) throw new Error('unreachable');
       // 130 tokens owed, 100 fit in a minute: 30 over plus one, at 600 ms a token.
-      expect(refused.retryAfterMs).toBeCloseTo(31 * 600, 0);
+      expect(refused.retryAfterMs).toBe(31 * 600);
       s.clock.advance(refused.retryAfterMs);
       expect(await admit(who, tpm)).toMatchObject({ allowed: true, states: [{ remaining: 1 }] });
       await s.store.recordTokens(who, 0, 100, randomUUID());
