@@ -152,6 +152,7 @@ describe.each(databaseTargets().map((target) => [target.name, target] as const))
           disabled: false,
           daily_request_quota: 1000,
           requests_per_minute: 60,
+          tokens_per_minute: null,
           created_at: ISO,
         });
         const rows = await selectWhere(
@@ -184,6 +185,123 @@ describe.each(databaseTargets().map((target) => [target.name, target] as const))
         }
         const listed = await admin.call('GET', '/admin/tenants');
         expect(listed.json()).toContainEqual({ ...tenant });
+      });
+
+      it('tokens_per_minute round-trips through POST, PATCH and GET /admin/tenants and is stored', async () => {
+        const created = await admin.call('POST', '/admin/tenants', {
+          name: 'tokens',
+          tokens_per_minute: 50_000,
+        });
+        expect(created.status).toBe(201);
+        const tenant = created.json() as { id: string; tokens_per_minute: number | null };
+        expect(tenant).toMatchObject({
+          name: 'tokens',
+          tokens_per_minute: 50_000,
+          requests_per_minute: null,
+        });
+        const stored = async () =>
+          selectWhere(t, db, 'tenants', ['tokens_per_minute'], { column: 'id', value: tenant.id });
+        expect(await stored()).toEqual([{ tokens_per_minute: 50_000 }]);
+
+        const listed = async () =>
+          ((await admin.call('GET', '/admin/tenants')).json() as { id: string }[]).find(
+            (x) => x.id === tenant.id,
+          );
+        expect(await listed()).toEqual(tenant);
+
+        // A PATCH of another field leaves it alone; then it changes, then null clears it.
+        const other = await admin.call('PATCH', `/admin/tenants/${tenant.id}`, { requests_per_minute: 30 });
+        expect(other.status).toBe(200);
+        expect(other.json()).toEqual({ ...tenant, requests_per_minute: 30 });
+        const patched = await admin.call('PATCH', `/admin/tenants/${tenant.id}`, {
+          tokens_per_minute: 1_000_000_000,
+        });
+        expect(patched.status).toBe(200);
+        expect(patched.json()).toEqual({
+          ...tenant,
+          requests_per_minute: 30,
+          tokens_per_minute: 1_000_000_000,
+        });
+        expect(await listed()).toEqual(patched.json());
+        expect(await stored()).toEqual([{ tokens_per_minute: 1_000_000_000 }]);
+
+        const cleared = await admin.call('PATCH', `/admin/tenants/${tenant.id}`, { tokens_per_minute: null });
+        expect(cleared.status).toBe(200);
+        expect(cleared.json()).toMatchObject({ tokens_per_minute: null, requests_per_minute: 30 });
+        expect(await stored()).toEqual([{ tokens_per_minute: null }]);
+
+        // An empty PATCH changes nothing and answers the tenant.
+        const empty = await admin.call('PATCH', `/admin/tenants/${tenant.id}`, {});
+        expect(empty.status).toBe(200);
+        expect(empty.json()).toEqual(cleared.json());
+      });
+
+      it('refuses a tokens_per_minute that is not an integer from 1 to 1e9 with 400 invalid_request', async () => {
+        const tenant = await admin.createTenant('tokens-invalid', { tokens_per_minute: 100 });
+        for (const value of [0, -1, 1.5, 'x', 1_000_000_001, true]) {
+          const created = await admin.call('POST', '/admin/tenants', {
+            name: 'tokens-never',
+            tokens_per_minute: value,
+          });
+          const patched = await admin.call('PATCH', `/admin/tenants/${tenant.id}`, {
+            tokens_per_minute: value,
+          });
+          for (const [label, res] of [
+            ['POST', created],
+            ['PATCH', patched],
+          ] as const) {
+            expect([label, value, res.status, res.json()]).toEqual([
+              label,
+              value,
+              400,
+              {
+                error: {
+                  code: 'invalid_request',
+                  message: expect.any(String) as string,
+                  request_id: expect.any(String) as string,
+                  fields: [{ path: 'tokens_per_minute', message: expect.any(String) as string }],
+                },
+              },
+            ]);
+          }
+        }
+        const tenants = (await admin.call('GET', '/admin/tenants')).json() as { name: string }[];
+        expect(tenants.map((x) => x.name)).not.toContain('tokens-never');
+        expect(tenants).toContainEqual(expect.objectContaining({ id: tenant.id, tokens_per_minute: 100 }));
+      });
+
+      it("PATCH /admin/keys/:id changes a key's limits only: null clears them, anything else is a 400", async () => {
+        await admin.createTenant('patch-keys');
+        const key = await admin.createKey('patch-keys', ['inference'], { requests_per_minute: 10 });
+        const changed = await admin.call('PATCH', `/admin/keys/${key.id}`, {
+          requests_per_minute: 600,
+          max_concurrent: 3,
+        });
+        expect(changed.status).toBe(200);
+        expect(changed.json()).toMatchObject({ id: key.id, requests_per_minute: 600, max_concurrent: 3 });
+        expect(changed.json()).not.toHaveProperty('key');
+        const cleared = await admin.call('PATCH', `/admin/keys/${key.id}`, { max_concurrent: null });
+        expect(cleared.json()).toMatchObject({ requests_per_minute: 600, max_concurrent: null });
+        for (const body of [
+          { scopes: ['admin'] },
+          { expires_at: null },
+          { max_concurrent: 0 },
+          { requests_per_minute: 'x' },
+        ]) {
+          const refused = await admin.call('PATCH', `/admin/keys/${key.id}`, body);
+          expect(refused.status).toBe(400);
+          expect((refused.json() as { error: { code: string } }).error.code).toBe('invalid_request');
+        }
+        expect((await admin.call('PATCH', '/admin/keys/nosuchkey1234', { max_concurrent: 2 })).status).toBe(
+          404,
+        );
+        const listed = (await admin.call('GET', '/admin/keys?tenant=patch-keys')).json() as {
+          id: string;
+          scopes: string[];
+        }[];
+        expect(listed).toEqual([
+          expect.objectContaining({ id: key.id, scopes: ['inference'], requests_per_minute: 600 }),
+        ]);
       });
 
       it('creates a key: 201 with its id and the clear key once; the database holds its hash only', async () => {
@@ -662,6 +780,7 @@ describe('scopes, tenants and the metrics endpoint (SQLite)', () => {
           lifecycle: { status: 'up', phase: 'ready' },
           database: { status: 'up', type: 'better-sqlite3' },
           redis: { status: 'up', configured: false },
+          rate_limit: { status: 'up', backend: 'memory', failure_mode: 'local', redis_circuit: 'none' },
           models: {
             status: 'up',
             ready: ['demo-policy', 'demo-policy-slow'],
@@ -696,6 +815,7 @@ describe('database outage (SQLite)', () => {
           lifecycle: { status: 'up', phase: 'ready' },
           database: expect.objectContaining({ status: 'down' }) as unknown,
           redis: { status: 'up', configured: false },
+          rate_limit: { status: 'up', backend: 'memory', failure_mode: 'local', redis_circuit: 'none' },
           models: {
             status: 'up',
             ready: ['demo-policy', 'demo-policy-slow'],

@@ -135,9 +135,52 @@ describe('CLI on SQLite, with the server on the same database file', () => {
     await eventually(async () => (await detailedStatus(t!, fresh.key)) === 200);
   });
 
+  it('updates tenant and key limits, `none` clearing them; the server reads what the CLI wrote', async () => {
+    const tenant = await ok<TenantView>(
+      ['tenants', 'update', 'acme', '--tokens-per-minute', '90000', '--daily-request-quota', '5000'],
+      env,
+    );
+    expect(tenant).toMatchObject({
+      name: 'acme',
+      daily_request_quota: 5000,
+      requests_per_minute: 120,
+      tokens_per_minute: 90_000,
+    });
+    const admin = await ok<CreatedKey>(['keys', 'create', '--tenant', 'acme', '--scopes', 'admin'], env);
+    const adminGet = async (path: string) =>
+      (await t!.fetch(path, { headers: { 'x-api-key': admin.key } })).json();
+    expect(await adminGet('/admin/tenants')).toEqual([tenant]);
+
+    const cleared = await ok<TenantView>(
+      ['tenants', 'update', 'acme', '--tokens-per-minute', 'none', '--requests-per-minute', 'none'],
+      env,
+    );
+    expect(cleared).toEqual({ ...tenant, requests_per_minute: null, tokens_per_minute: null });
+    expect(await adminGet('/admin/tenants')).toEqual([cleared]);
+
+    const key = await ok<CreatedKey>(
+      ['keys', 'create', '--tenant', 'acme', '--scopes', 'ops', '--requests-per-minute', '10'],
+      env,
+    );
+    const updated = await ok<KeyView>(
+      ['keys', 'update', key.id, '--requests-per-minute', 'none', '--max-concurrent', '3'],
+      env,
+    );
+    const { key: _clear, ...view } = key;
+    expect(updated).toEqual({ ...view, requests_per_minute: null, max_concurrent: 3 });
+    expect(await adminGet('/admin/keys?tenant=acme')).toContainEqual(
+      expect.objectContaining({ id: key.id, requests_per_minute: null, max_concurrent: 3 }),
+    );
+  });
+
   it.each([
     [['tenants', 'create', 'Bad Name!'], 'invalid_request'],
     [['tenants', 'create', 'acme'], 'conflict'],
+    [['tenants', 'update', 'acme', '--tokens-per-minute', '0'], 'invalid_request'],
+    [['tenants', 'update', 'acme', '--tokens-per-minute', 'x'], 'invalid_request'],
+    [['tenants', 'update', 'acme'], 'invalid_request'],
+    [['tenants', 'update', 'nobody', '--tokens-per-minute', '5'], 'not_found'],
+    [['keys', 'update', 'nokey', '--max-concurrent', '2'], 'not_found'],
     [['keys', 'create', '--tenant', 'nobody', '--scopes', 'inference'], 'not_found'],
     [['keys', 'revoke', 'nokey'], 'not_found'],
   ])('refuses %j: exit status 1, `error %s` on stderr', async (args, code) => {
@@ -198,6 +241,30 @@ describePg(
 
       await ok<KeyView>(['keys', 'revoke', created.id], env);
       await eventually(async () => (await detailedStatus(t!, created.key)) === 401);
+    });
+
+    it('updates tenant and key limits on the same schema; `none` clears them', async () => {
+      const tenant = await ok<TenantView>(
+        ['tenants', 'update', 'acme', '--tokens-per-minute', '1000000000'],
+        env,
+      );
+      expect(tenant).toMatchObject({ name: 'acme', tokens_per_minute: 1_000_000_000 });
+      expect(await ok<TenantView[]>(['tenants', 'list'], env)).toEqual([tenant]);
+      expect(await ok<TenantView>(['tenants', 'update', 'acme', '--tokens-per-minute', 'none'], env)).toEqual(
+        {
+          ...tenant,
+          tokens_per_minute: null,
+        },
+      );
+
+      const key = await ok<CreatedKey>(['keys', 'create', '--tenant', 'acme', '--scopes', 'ops'], env);
+      expect(await ok<KeyView>(['keys', 'update', key.id, '--max-concurrent', '2'], env)).toMatchObject({
+        max_concurrent: 2,
+      });
+      expect(await ok<KeyView>(['keys', 'update', key.id, '--max-concurrent', 'none'], env)).toMatchObject({
+        max_concurrent: null,
+        requests_per_minute: null,
+      });
     });
   },
 );

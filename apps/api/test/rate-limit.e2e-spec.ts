@@ -199,6 +199,25 @@ describe.each(STORES)('rate limits on POST /v1/inference, %s store', (store, env
     expect((await postInference(t.url, k.key, fast)).status).toBe(200);
   });
 
+  it("applies a key's or tenant's new limits on this replica at once (PATCH through the admin API)", async () => {
+    const tenant = `patch-${store}-${randomUUID().slice(0, 8)}`;
+    const { id: tenantId } = await admin.createTenant(tenant);
+    const key = await admin.createKey(tenant, ['inference'], { requests_per_minute: 1 });
+    expect((await postInference(t.url, key.key, fast)).status).toBe(200);
+    expect((await postInference(t.url, key.key, fast)).status).toBe(429);
+    expect((await admin.call('PATCH', `/admin/keys/${key.id}`, { requests_per_minute: 100 })).status).toBe(
+      200,
+    );
+    const raised = await postInference(t.url, key.key, fast);
+    expect(raised.status).toBe(200);
+    expect(raised.headers['ratelimit-policy']).toBe('"requests_per_minute";q=100;w=60');
+    expect((await admin.call('PATCH', `/admin/tenants/${tenantId}`, { daily_request_quota: 0 })).status).toBe(
+      200,
+    );
+    const none = await postInference(t.url, key.key, fast);
+    expect(errorCodeOf(none)).toBe('quota_exceeded');
+  });
+
   it('leaves routes that are not rate limited without the headers, and keys without limits unlimited', async () => {
     const tenant = `free-${store}-${randomUUID().slice(0, 8)}`;
     await admin.createTenant(tenant);

@@ -64,6 +64,7 @@ describePg(`PostgreSQL (DATABASE_URL_TEST${pgUrl === undefined ? ' unset: set it
       'CreatePlatformSettings1764000000000',
       'CreateTenantsAndApiKeys1764100000000',
       'CreateUsageRecords1764200000000',
+      'AddTenantTokensPerMinute1764300000000',
     ]);
     expect(await componentHealth(t, 'database')).toBe(1);
   });

@@ -10,6 +10,7 @@ import type {
   CreatedKey,
   KeyView,
   TenantView,
+  UpdateKey,
   UpdateTenant,
 } from './access.schemas';
 import { AUTH_OPTIONS, type AuthOptions } from './auth.options';
@@ -22,6 +23,7 @@ export function tenantView(t: TenantEntity): TenantView {
     disabled: t.disabled,
     daily_request_quota: t.dailyRequestQuota,
     requests_per_minute: t.requestsPerMinute,
+    tokens_per_minute: t.tokensPerMinute,
     created_at: t.createdAt.toISOString(),
   };
 }
@@ -64,6 +66,7 @@ export class AccessAdminService {
       disabled: input.disabled ?? false,
       dailyRequestQuota: input.daily_request_quota ?? null,
       requestsPerMinute: input.requests_per_minute ?? null,
+      tokensPerMinute: input.tokens_per_minute ?? null,
     });
     return tenantView(await this.tenantOrFail(id));
   }
@@ -73,15 +76,17 @@ export class AccessAdminService {
   }
 
   async updateTenant(id: string, patch: UpdateTenant): Promise<TenantView> {
-    const tenant = await this.tenantOrFail(id);
+    await this.tenantOrFail(id);
     await this.repo.updateTenant(id, {
       ...(patch.disabled === undefined ? {} : { disabled: patch.disabled }),
       ...(patch.daily_request_quota === undefined ? {} : { dailyRequestQuota: patch.daily_request_quota }),
       ...(patch.requests_per_minute === undefined ? {} : { requestsPerMinute: patch.requests_per_minute }),
+      ...(patch.tokens_per_minute === undefined ? {} : { tokensPerMinute: patch.tokens_per_minute }),
     });
     const updated = await this.tenantOrFail(id);
-    if (updated.disabled !== tenant.disabled)
-      this.events.tenantChanged(updated.id, updated.name, updated.disabled);
+    // Every change (disabled, or a limit) reaches this process's caches at once; other replicas re-read the
+    // row within API_KEY_CACHE_TTL_MS.
+    this.events.tenantChanged(updated.id, updated.name, updated.disabled);
     return tenantView(updated);
   }
 
@@ -114,6 +119,22 @@ export class AccessAdminService {
       tenantId = tenant.id;
     }
     return (await this.repo.listKeys(tenantId)).map((k) => keyView(k, k.tenant?.name ?? ''));
+  }
+
+  /**
+   * Changes a key's limits (null: back to the tenant's or the platform's). This process applies them at once;
+   * other running servers once their cached row expires (API_KEY_CACHE_TTL_MS).
+   */
+  async updateKey(id: string, patch: UpdateKey): Promise<KeyView> {
+    const key = await this.repo.findKeyWithTenant(id);
+    if (key === null) throw new AppError('not_found', `No key with id ${id}.`);
+    await this.repo.updateKey(id, {
+      ...(patch.requests_per_minute === undefined ? {} : { requestsPerMinute: patch.requests_per_minute }),
+      ...(patch.max_concurrent === undefined ? {} : { maxConcurrent: patch.max_concurrent }),
+    });
+    this.events.keyChanged(id);
+    const updated = await this.repo.findKeyWithTenant(id);
+    return keyView(updated ?? key, key.tenant?.name ?? '');
   }
 
   /** Revokes a key (idempotent); every cache in this process forgets it at once. */

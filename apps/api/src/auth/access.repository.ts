@@ -45,9 +45,12 @@ export class AccessRepository {
 
   async updateTenant(
     id: string,
-    patch: Partial<Pick<TenantEntity, 'disabled' | 'dailyRequestQuota' | 'requestsPerMinute'>>,
+    patch: Partial<
+      Pick<TenantEntity, 'disabled' | 'dailyRequestQuota' | 'requestsPerMinute' | 'tokensPerMinute'>
+    >,
   ) {
-    await this.tenants.update({ id }, patch);
+    // An empty patch (PATCH with `{}`) changes nothing; TypeORM refuses an UPDATE without values.
+    if (Object.keys(patch).length > 0) await this.tenants.update({ id }, patch);
   }
 
   insertKey(key: Omit<ApiKeyEntity, 'createdAt' | 'tenant'>): Promise<unknown> {
@@ -65,6 +68,10 @@ export class AccessRepository {
       relations: { tenant: true },
       order: { createdAt: 'ASC', id: 'ASC' },
     });
+  }
+
+  async updateKey(id: string, patch: Partial<Pick<ApiKeyEntity, 'requestsPerMinute' | 'maxConcurrent'>>) {
+    if (Object.keys(patch).length > 0) await this.keys.update({ id }, patch);
   }
 
   async revokeKey(id: string, at: Date): Promise<void> {

@@ -8,6 +8,8 @@ export const TenantNameSchema = z
 
 const Quota = z.number().int().min(0).max(1_000_000_000).nullable();
 const PerMinute = z.number().int().min(1).max(10_000_000).nullable();
+const TokensPerMinute = z.number().int().min(1).max(1_000_000_000).nullable();
+const MaxConcurrent = z.number().int().min(1).max(100_000).nullable();
 
 export const CreateTenantSchema = z
   .strictObject({
@@ -15,6 +17,7 @@ export const CreateTenantSchema = z
     disabled: z.boolean().optional(),
     daily_request_quota: Quota.optional(),
     requests_per_minute: PerMinute.optional(),
+    tokens_per_minute: TokensPerMinute.optional(),
   })
   .meta({ id: 'CreateTenant' });
 
@@ -24,6 +27,7 @@ export const UpdateTenantSchema = z
     disabled: z.boolean().optional(),
     daily_request_quota: Quota.optional(),
     requests_per_minute: PerMinute.optional(),
+    tokens_per_minute: TokensPerMinute.optional(),
   })
   .meta({ id: 'UpdateTenant' });
 
@@ -36,7 +40,7 @@ export const CreateKeySchema = z
       .min(1)
       .refine((s) => new Set(s).size === s.length, 'scopes must not repeat'),
     requests_per_minute: PerMinute.optional(),
-    max_concurrent: z.number().int().min(1).max(100_000).nullable().optional(),
+    max_concurrent: MaxConcurrent.optional(),
     expires_at: z.iso
       .datetime({ offset: true })
       .refine((v) => Date.parse(v) > Date.now(), 'expires_at must be in the future')
@@ -45,6 +49,14 @@ export const CreateKeySchema = z
   })
   .meta({ id: 'CreateKey' });
 
+/** Only a key's limits change; anything else (`scopes`, `expires_at`, ...) is a 400. */
+export const UpdateKeySchema = z
+  .strictObject({
+    requests_per_minute: PerMinute.optional(),
+    max_concurrent: MaxConcurrent.optional(),
+  })
+  .meta({ id: 'UpdateKey' });
+
 export const TenantViewSchema = z
   .object({
     id: z.string(),
@@ -52,6 +64,7 @@ export const TenantViewSchema = z
     disabled: z.boolean(),
     daily_request_quota: z.number().nullable(),
     requests_per_minute: z.number().nullable(),
+    tokens_per_minute: z.number().nullable(),
     created_at: z.string(),
   })
   .meta({ id: 'Tenant' });
@@ -78,6 +91,7 @@ export const CreatedKeySchema = KeyViewSchema.extend({
 export type CreateTenant = z.infer<typeof CreateTenantSchema>;
 export type UpdateTenant = z.infer<typeof UpdateTenantSchema>;
 export type CreateKey = z.infer<typeof CreateKeySchema>;
+export type UpdateKey = z.infer<typeof UpdateKeySchema>;
 export type TenantView = z.infer<typeof TenantViewSchema>;
 export type KeyView = z.infer<typeof KeyViewSchema>;
 export type CreatedKey = z.infer<typeof CreatedKeySchema>;

@@ -14,6 +14,8 @@ import {
   type TenantView,
   TenantViewSchema,
   TenantNameSchema,
+  type UpdateKey,
+  UpdateKeySchema,
   type UpdateTenant,
   UpdateTenantSchema,
 } from './access.schemas';
@@ -66,6 +68,16 @@ export class AdminController {
   @ApiOkResponse({ standardSchema: z.array(KeyViewSchema) })
   listKeys(@Query({ schema: KeyListQuery }) query: z.infer<typeof KeyListQuery>): Promise<KeyView[]> {
     return this.admin.listKeys(query.tenant);
+  }
+
+  @Patch('keys/:id')
+  @ApiOperation({ summary: "Change a key's limits (requests_per_minute, max_concurrent; null: the default)" })
+  @ApiOkResponse({ standardSchema: KeyViewSchema })
+  updateKey(
+    @Param('id', { schema: IdParam }) id: string,
+    @Body({ schema: UpdateKeySchema }) body: UpdateKey,
+  ): Promise<KeyView> {
+    return this.admin.updateKey(id, body);
   }
 
   @Delete('keys/:id')

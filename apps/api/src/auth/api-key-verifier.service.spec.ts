@@ -81,6 +81,42 @@ describe('ApiKeyVerifier', () => {
     expect(queries).toBe(afterFirst);
   });
 
+  it("carries the tenant's limits in the principal; the key's requests_per_minute wins over the tenant's", async () => {
+    const tenant = await admin.createTenant({
+      name: 'limited',
+      daily_request_quota: 5000,
+      requests_per_minute: 60,
+      tokens_per_minute: 90_000,
+    });
+    const own = await admin.createKey({ tenant: 'limited', name: 'own', scopes: ['inference'] });
+    const override = await admin.createKey({
+      tenant: 'limited',
+      name: 'override',
+      scopes: ['inference'],
+      requests_per_minute: 600,
+      max_concurrent: 3,
+    });
+    const limits = {
+      tenantId: tenant.id,
+      dailyRequestQuota: 5000,
+      tokensPerMinute: 90_000,
+    };
+    expect(await verifier().verify(own.key)).toMatchObject({
+      ok: true,
+      principal: { ...limits, keyId: own.id, requestsPerMinute: 60, maxConcurrent: null },
+    });
+    expect(await verifier().verify(override.key)).toMatchObject({
+      ok: true,
+      principal: { ...limits, keyId: override.id, requestsPerMinute: 600, maxConcurrent: 3 },
+    });
+
+    await admin.updateTenant(tenant.id, { tokens_per_minute: null });
+    expect(await verifier().verify(own.key)).toMatchObject({
+      ok: true,
+      principal: { tokensPerMinute: null },
+    });
+  });
+
   it('refuses garbage and mistyped keys without touching the database', async () => {
     const { key } = await admin.createKey({ tenant: 'acme', name: 'k', scopes: ['inference'] });
     const v = verifier();

@@ -19,6 +19,8 @@ export interface Principal {
   readonly requestsPerMinute: number | null;
   readonly maxConcurrent: number | null;
   readonly dailyRequestQuota: number | null;
+  /** The tenant's LLM tokens per minute; null: the platform default. */
+  readonly tokensPerMinute: number | null;
 }
 
 export type Verification =
@@ -55,7 +57,7 @@ export class ApiKeyVerifier implements OnModuleInit {
 
   onModuleInit(): void {
     this.events.on((event) => {
-      if (event.type === 'key_revoked') this.cache.delete(event.keyId);
+      if (event.type === 'key_revoked' || event.type === 'key_changed') this.cache.delete(event.keyId);
       else
         for (const [id, cached] of this.cache)
           if (cached.row.tenantId === event.tenantId) this.cache.delete(id);
@@ -104,6 +106,7 @@ export class ApiKeyVerifier implements OnModuleInit {
         requestsPerMinute: row.requestsPerMinute ?? tenant.requestsPerMinute,
         maxConcurrent: row.maxConcurrent,
         dailyRequestQuota: tenant.dailyRequestQuota,
+        tokensPerMinute: tenant.tokensPerMinute,
       },
     };
   }

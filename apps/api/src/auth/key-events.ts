@@ -5,6 +5,8 @@ type Listener = (event: KeyEvent) => void;
 /** Something admins did that caches and metrics must learn at once. */
 export type KeyEvent =
   | { readonly type: 'key_revoked'; readonly keyId: string }
+  /** Its limits changed. */
+  | { readonly type: 'key_changed'; readonly keyId: string }
   | {
       readonly type: 'tenant_changed';
       readonly tenantId: string;
@@ -26,6 +28,10 @@ export class KeyEvents {
 
   keyRevoked(keyId: string): void {
     this.emit({ type: 'key_revoked', keyId });
+  }
+
+  keyChanged(keyId: string): void {
+    this.emit({ type: 'key_changed', keyId });
   }
 
   tenantChanged(tenantId: string, tenantName: string, disabled: boolean): void {

@@ -89,6 +89,18 @@ export function integerOption(value: string | undefined, option: string): number
   return Number(value);
 }
 
+/** Like {@link integerOption}, and `none` clears the limit (null). */
+export function limitOption(value: string | undefined, option: string): number | null | undefined {
+  if (value === undefined) return undefined;
+  if (value.trim() === 'none') return null;
+  if (!/^-?\d+$/.test(value.trim())) {
+    throw new AppError('invalid_request', `${option}: must be an integer or none.`, {
+      fields: [{ path: option, message: 'must be an integer or none.' }],
+    });
+  }
+  return Number(value);
+}
+
 function driverCode(error: unknown): string | undefined {
   for (let e: unknown = error, depth = 0; e !== null && typeof e === 'object' && depth < 4; depth++) {
     const code = (e as { code?: unknown }).code;

@@ -16,13 +16,14 @@ const orDash = (value: string | number | null) => (value === null ? '-' : String
 export function tenantTable(tenants: readonly TenantView[]): string {
   if (tenants.length === 0) return 'no tenants\n';
   return table(
-    ['NAME', 'ID', 'STATUS', 'DAILY_QUOTA', 'REQUESTS_PER_MINUTE', 'CREATED_AT'],
+    ['NAME', 'ID', 'STATUS', 'DAILY_QUOTA', 'REQUESTS_PER_MINUTE', 'TOKENS_PER_MINUTE', 'CREATED_AT'],
     tenants.map((t) => [
       t.name,
       t.id,
       t.disabled ? 'disabled' : 'enabled',
       orDash(t.daily_request_quota),
       orDash(t.requests_per_minute),
+      orDash(t.tokens_per_minute),
       t.created_at,
     ]),
   );
@@ -65,6 +66,7 @@ export function tenantFields(t: TenantView): string {
     ['status', t.disabled ? 'disabled' : 'enabled'],
     ['daily_request_quota', t.daily_request_quota],
     ['requests_per_minute', t.requests_per_minute],
+    ['tokens_per_minute', t.tokens_per_minute],
     ['created_at', t.created_at],
   ]);
 }

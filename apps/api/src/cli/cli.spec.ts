@@ -53,6 +53,8 @@ describe('tenants', () => {
       '1000',
       '--requests-per-minute',
       '60',
+      '--tokens-per-minute',
+      '90000',
       '--json',
     ]);
     expect(created).toMatchObject({ code: 0, err: '' });
@@ -63,6 +65,7 @@ describe('tenants', () => {
       disabled: false,
       daily_request_quota: 1000,
       requests_per_minute: 60,
+      tokens_per_minute: 90_000,
       created_at: expect.any(String) as string,
     });
 
@@ -78,9 +81,62 @@ describe('tenants', () => {
       'STATUS',
       'DAILY_QUOTA',
       'REQUESTS_PER_MINUTE',
+      'TOKENS_PER_MINUTE',
       'CREATED_AT',
     ]);
-    expect(lines[1].split(/\s+/)).toEqual(['acme', tenant.id, 'enabled', '1000', '60', tenant.created_at]);
+    expect(lines[1].split(/\s+/)).toEqual([
+      'acme',
+      tenant.id,
+      'enabled',
+      '1000',
+      '60',
+      '90000',
+      tenant.created_at,
+    ]);
+  });
+
+  it('updates the limits of a tenant by name; `none` clears one, the others stay', async () => {
+    await cli(['tenants', 'create', 'acme', '--requests-per-minute', '60']);
+    const updated = await cli([
+      'tenants',
+      'update',
+      'acme',
+      '--daily-request-quota',
+      '0',
+      '--tokens-per-minute',
+      '1000000000',
+      '--json',
+    ]);
+    expect(updated).toMatchObject({ code: 0, err: '' });
+    expect(updated.json()).toMatchObject({
+      name: 'acme',
+      disabled: false,
+      daily_request_quota: 0,
+      requests_per_minute: 60,
+      tokens_per_minute: 1_000_000_000,
+    });
+
+    const cleared = await cli([
+      'tenants',
+      'update',
+      'acme',
+      '--requests-per-minute',
+      'none',
+      '--tokens-per-minute',
+      'none',
+    ]);
+    expect(cleared.code).toBe(0);
+    const lines = cleared.out.trimEnd().split('\n');
+    expect(lines[0]).toBe('updated tenant acme');
+    expect(Object.fromEntries(lines.slice(1).map((l) => l.split(/ +/)))).toMatchObject({
+      name: 'acme',
+      daily_request_quota: '0',
+      requests_per_minute: '-',
+      tokens_per_minute: '-',
+    });
+    expect((await cli(['tenants', 'list', '--json'])).json()).toMatchObject([
+      { daily_request_quota: 0, requests_per_minute: null, tokens_per_minute: null },
+    ]);
   });
 
   it('says so when there are no tenants', async () => {
@@ -112,12 +168,40 @@ describe('tenants', () => {
       'invalid_request',
       '--daily-request-quota: must be an integer.',
     ],
+    [['tenants', 'create', 'acme', '--tokens-per-minute', '0'], 'invalid_request', '--tokens-per-minute:'],
+    [
+      ['tenants', 'create', 'acme', '--tokens-per-minute', 'none'],
+      'invalid_request',
+      '--tokens-per-minute: must be an integer.',
+    ],
     [['tenants', 'disable', 'nobody'], 'not_found', 'No tenant named nobody.'],
+    [['tenants', 'update', 'nobody', '--tokens-per-minute', '5'], 'not_found', 'No tenant named nobody.'],
   ])('refuses %j with exit status 1 and `error %s`', async (args, code, message) => {
     const run = await cli(args);
     expect(run.code).toBe(1);
     expect(run.out).toBe('');
     expect(run.err).toMatch(new RegExp(`^error ${code}: .*${escape(message)}`));
+  });
+
+  it.each([
+    [['--tokens-per-minute', '0'], '--tokens-per-minute:'],
+    [['--tokens-per-minute', '1000000001'], '--tokens-per-minute:'],
+    [['--tokens-per-minute', '1.5'], '--tokens-per-minute: must be an integer or none.'],
+    [['--tokens-per-minute', 'x'], '--tokens-per-minute: must be an integer or none.'],
+    [['--requests-per-minute', '-1'], '--requests-per-minute:'],
+    [['--daily-request-quota', 'lots'], '--daily-request-quota: must be an integer or none.'],
+    [
+      [],
+      'Nothing to change: give at least one of --daily-request-quota, --requests-per-minute, --tokens-per-minute.',
+    ],
+  ])('`tenants update acme %j` fails with invalid_request and changes nothing', async (options, message) => {
+    const before = (
+      await cli(['tenants', 'create', 'acme', '--tokens-per-minute', '500', '--json'])
+    ).json<TenantView>();
+    const run = await cli(['tenants', 'update', 'acme', ...options]);
+    expect(run).toMatchObject({ code: 1, out: '' });
+    expect(run.err).toMatch(new RegExp(`^error invalid_request: .*${escape(message)}`));
+    expect((await cli(['tenants', 'list', '--json'])).json()).toEqual([before]);
   });
 
   it('refuses a duplicate tenant name with conflict', async () => {
@@ -267,6 +351,62 @@ describe('keys', () => {
     expect(table.out).not.toContain(a.key);
   });
 
+  it('updates the limits of a key by id; `none` clears one, the other stays', async () => {
+    const created = (
+      await cli(['keys', 'create', '--tenant', 'acme', '--scopes', 'inference', '--json'])
+    ).json<CreatedKey>();
+    const { key: _key, ...view } = created;
+    expect(view).toMatchObject({ requests_per_minute: null, max_concurrent: null });
+
+    const updated = await cli([
+      'keys',
+      'update',
+      created.id,
+      '--requests-per-minute',
+      '30',
+      '--max-concurrent',
+      '2',
+      '--json',
+    ]);
+    expect(updated).toMatchObject({ code: 0, err: '' });
+    expect(updated.json()).toEqual({ ...view, requests_per_minute: 30, max_concurrent: 2 });
+    expect(updated.out).not.toContain(created.key);
+
+    const cleared = await cli(['keys', 'update', created.id, '--max-concurrent', 'none']);
+    expect(cleared.code).toBe(0);
+    const lines = cleared.out.trimEnd().split('\n');
+    expect(lines[0]).toBe(`updated key ${created.id}`);
+    expect(Object.fromEntries(lines.slice(1).map((l) => l.split(/ +/)))).toMatchObject({
+      id: created.id,
+      requests_per_minute: '30',
+      max_concurrent: '-',
+    });
+    expect((await cli(['keys', 'list', '--json'])).json()).toEqual([
+      { ...view, requests_per_minute: 30, max_concurrent: null },
+    ]);
+  });
+
+  it.each([
+    [['--requests-per-minute', '0'], 'invalid_request', '--requests-per-minute:'],
+    [['--max-concurrent', '100001'], 'invalid_request', '--max-concurrent:'],
+    [['--max-concurrent', '1.5'], 'invalid_request', '--max-concurrent: must be an integer or none.'],
+    [
+      [],
+      'invalid_request',
+      'Nothing to change: give at least one of --requests-per-minute, --max-concurrent.',
+    ],
+  ])('`keys update <id> %j` fails with %s and changes nothing', async (options, code, message) => {
+    const created = (
+      await cli(['keys', 'create', '--tenant', 'acme', '--scopes', 'ops', '--max-concurrent', '4', '--json'])
+    ).json<CreatedKey>();
+    const run = await cli(['keys', 'update', created.id, ...options]);
+    expect(run).toMatchObject({ code: 1, out: '' });
+    expect(run.err).toMatch(new RegExp(`^error ${code}: .*${escape(message)}`));
+    expect((await cli(['keys', 'list', '--json'])).json()).toMatchObject([
+      { id: created.id, requests_per_minute: null, max_concurrent: 4 },
+    ]);
+  });
+
   it.each([
     [['keys', 'create', '--tenant', 'nobody', '--scopes', 'ops'], 'not_found', 'No tenant named nobody.'],
     [['keys', 'create', '--tenant', 'acme', '--scopes', 'ops,root'], 'invalid_request', '--scopes:'],
@@ -288,6 +428,7 @@ describe('keys', () => {
     ],
     [['keys', 'list', '--tenant', 'nobody'], 'not_found', 'No tenant named nobody.'],
     [['keys', 'revoke', 'nokey'], 'not_found', 'No key with id nokey.'],
+    [['keys', 'update', 'nokey', '--max-concurrent', '2'], 'not_found', 'No key with id nokey.'],
   ])('refuses %j with exit status 1 and `error %s`', async (args, code, message) => {
     const run = await cli(args);
     expect(run.code).toBe(1);
@@ -305,6 +446,9 @@ describe('usage', () => {
     [['keys', 'create', '--tenant', 'acme'], "required option '--scopes <list>' not specified"],
     [['keys', 'list', '--nope'], "unknown option '--nope'"],
     [['keys', 'list', 'extra'], 'too many arguments'],
+    [['tenants', 'update', '--tokens-per-minute', '5'], "missing required argument 'name'"],
+    [['keys', 'update', '--max-concurrent', '5'], "missing required argument 'id'"],
+    [['keys', 'update', 'AbCdEf012345', '--scopes', 'ops'], "unknown option '--scopes'"],
   ])('exits 2 on %j', async (args, message) => {
     const run = await cli(args);
     expect(run.code).toBe(2);

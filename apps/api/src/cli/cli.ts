@@ -1,10 +1,15 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { AccessAdminService } from '../auth/access-admin.service';
-import { CreateKeySchema, CreateTenantSchema, UpdateTenantSchema } from '../auth/access.schemas';
+import {
+  CreateKeySchema,
+  CreateTenantSchema,
+  UpdateKeySchema,
+  UpdateTenantSchema,
+} from '../auth/access.schemas';
 import { type AppConfig, loadConfig } from '../config';
 import { AppError } from '../errors/app-error';
 import { type AdminSession, openAdminSession } from './admin-session';
-import { EXIT, describeFailure, integerOption, secretsOf, validate } from './cli-errors';
+import { EXIT, describeFailure, integerOption, limitOption, secretsOf, validate } from './cli-errors';
 import { keyFields, keyTable, tenantFields, tenantTable } from './cli-output';
 
 /** Where the CLI writes; the real one is process.stdout/stderr, tests capture it. */
@@ -23,10 +28,30 @@ export interface CliContext {
   readonly now?: () => Date;
 }
 
+/** The tenant limit options of `tenants create` and `tenants update`, by JSON field. */
+const TENANT_LIMIT_OPTIONS = {
+  daily_request_quota: '--daily-request-quota',
+  requests_per_minute: '--requests-per-minute',
+  tokens_per_minute: '--tokens-per-minute',
+} as const;
+
+interface TenantLimitOptions {
+  dailyRequestQuota?: string;
+  requestsPerMinute?: string;
+  tokensPerMinute?: string;
+}
+
 export const KEY_SHOWN_ONCE = 'This is the only time the key is shown: store it now; it is not shown again.';
 
 interface JsonOption {
   json?: boolean;
+}
+
+/** Refuses an update that names no option: it would change nothing. */
+function requireSome(patch: Record<string, unknown>, options: readonly string[]): void {
+  if (Object.values(patch).every((v) => v === undefined)) {
+    throw new AppError('invalid_request', `Nothing to change: give at least one of ${options.join(', ')}.`);
+  }
 }
 
 /**
@@ -86,7 +111,7 @@ function buildProgram(ctx: CliContext, state: { secrets: string[] }): Command {
 
   const json = () => new Option('--json', 'print JSON instead of a table');
 
-  const tenants = program.command('tenants').description('create, list, disable and enable tenants');
+  const tenants = program.command('tenants').description('create, list, update, disable and enable tenants');
 
   tenants
     .command('create')
@@ -94,26 +119,46 @@ function buildProgram(ctx: CliContext, state: { secrets: string[] }): Command {
     .argument('<name>', 'lower-case letters, digits, - and _ (at most 64)')
     .option('--daily-request-quota <n>', 'requests per day (UTC); unset: no quota')
     .option('--requests-per-minute <n>', 'default rate limit of its keys; unset: the platform default')
+    .option('--tokens-per-minute <n>', 'LLM tokens per minute for the tenant; unset: the platform default')
     .addOption(json())
-    .action(
-      async (name: string, opts: JsonOption & { dailyRequestQuota?: string; requestsPerMinute?: string }) => {
-        const input = validate(
-          CreateTenantSchema,
-          {
-            name,
-            daily_request_quota: integerOption(opts.dailyRequestQuota, '--daily-request-quota'),
-            requests_per_minute: integerOption(opts.requestsPerMinute, '--requests-per-minute'),
-          },
-          {
-            name: '<name>',
-            daily_request_quota: '--daily-request-quota',
-            requests_per_minute: '--requests-per-minute',
-          },
-        );
-        const tenant = await withAdmin((admin) => admin.createTenant(input));
-        print(opts.json, tenant, `created tenant ${tenant.name}\n${tenantFields(tenant)}`);
-      },
-    );
+    .action(async (name: string, opts: JsonOption & TenantLimitOptions) => {
+      const input = validate(
+        CreateTenantSchema,
+        {
+          name,
+          daily_request_quota: integerOption(opts.dailyRequestQuota, '--daily-request-quota'),
+          requests_per_minute: integerOption(opts.requestsPerMinute, '--requests-per-minute'),
+          tokens_per_minute: integerOption(opts.tokensPerMinute, '--tokens-per-minute'),
+        },
+        { name: '<name>', ...TENANT_LIMIT_OPTIONS },
+      );
+      const tenant = await withAdmin((admin) => admin.createTenant(input));
+      print(opts.json, tenant, `created tenant ${tenant.name}\n${tenantFields(tenant)}`);
+    });
+
+  tenants
+    .command('update')
+    .description(
+      "change a tenant's limits (`none`: back to the platform default); running servers apply them within API_KEY_CACHE_TTL_MS",
+    )
+    .argument('<name>', 'the tenant')
+    .option('--daily-request-quota <n>', 'requests per day (UTC), or none')
+    .option('--requests-per-minute <n>', 'default rate limit of its keys, or none')
+    .option('--tokens-per-minute <n>', 'LLM tokens per minute for the tenant, or none')
+    .addOption(json())
+    .action(async (name: string, opts: JsonOption & TenantLimitOptions) => {
+      const limits = {
+        daily_request_quota: limitOption(opts.dailyRequestQuota, '--daily-request-quota'),
+        requests_per_minute: limitOption(opts.requestsPerMinute, '--requests-per-minute'),
+        tokens_per_minute: limitOption(opts.tokensPerMinute, '--tokens-per-minute'),
+      };
+      requireSome(limits, Object.values(TENANT_LIMIT_OPTIONS));
+      const patch = validate(UpdateTenantSchema, limits, TENANT_LIMIT_OPTIONS);
+      const tenant = await withAdmin(async (admin) =>
+        admin.updateTenant(await tenantIdByName(admin, name), patch),
+      );
+      print(opts.json, tenant, `updated tenant ${tenant.name}\n${tenantFields(tenant)}`);
+    });
 
   tenants
     .command('list')
@@ -146,7 +191,7 @@ function buildProgram(ctx: CliContext, state: { secrets: string[] }): Command {
       });
   }
 
-  const keys = program.command('keys').description('create, list and revoke API keys');
+  const keys = program.command('keys').description('create, list, update and revoke API keys');
 
   keys
     .command('create')
@@ -205,6 +250,30 @@ function buildProgram(ctx: CliContext, state: { secrets: string[] }): Command {
     .action(async (opts: JsonOption & { tenant?: string }) => {
       const list = await withAdmin((admin) => admin.listKeys(opts.tenant));
       print(opts.json, list, keyTable(list, now()));
+    });
+
+  keys
+    .command('update')
+    .description(
+      "change a key's limits (`none`: back to the tenant's or the platform's default); running servers apply them within API_KEY_CACHE_TTL_MS",
+    )
+    .argument('<id>', 'the key id, as `keys list` shows it')
+    .option('--requests-per-minute <n>', "overrides the tenant's default, or none")
+    .option('--max-concurrent <n>', 'requests in flight at once, or none')
+    .addOption(json())
+    .action(async (id: string, opts: JsonOption & { requestsPerMinute?: string; maxConcurrent?: string }) => {
+      const optionNames = {
+        requests_per_minute: '--requests-per-minute',
+        max_concurrent: '--max-concurrent',
+      };
+      const limits = {
+        requests_per_minute: limitOption(opts.requestsPerMinute, '--requests-per-minute'),
+        max_concurrent: limitOption(opts.maxConcurrent, '--max-concurrent'),
+      };
+      requireSome(limits, Object.values(optionNames));
+      const patch = validate(UpdateKeySchema, limits, optionNames);
+      const key = await withAdmin((admin) => admin.updateKey(id, patch));
+      print(opts.json, key, `updated key ${key.id}\n${keyFields(key, now())}`);
     });
 
   keys

@@ -19,6 +19,7 @@ const MIGRATIONS_RECORDED = [
   { timestamp: 1764000000000, name: 'CreatePlatformSettings1764000000000' },
   { timestamp: 1764100000000, name: 'CreateTenantsAndApiKeys1764100000000' },
   { timestamp: 1764200000000, name: 'CreateUsageRecords1764200000000' },
+  { timestamp: 1764300000000, name: 'AddTenantTokensPerMinute1764300000000' },
 ];
 
 /** What differs between the two databases: where the tables live and how to read raw values. */
@@ -30,6 +31,8 @@ interface Target {
   migrations(ds: DataSource): Promise<{ timestamp: number; name: string }[]>;
   /** `updated_at` of `key` as the database stores it, `YYYY-MM-DD HH:MM:SS.mmm`. */
   storedUpdatedAt(ds: DataSource, key: string): Promise<string>;
+  /** Names of the columns of `table`. */
+  columns(ds: DataSource, table: string): Promise<string[]>;
 }
 
 interface NameRow {
@@ -112,7 +115,13 @@ function databaseContract(target: Target): void {
     const tenants = current().getRepository(TenantEntity);
     const keys = current().getRepository(ApiKeyEntity);
     const tenantId = randomUUID();
-    await tenants.insert({ id: tenantId, name: 'acme', dailyRequestQuota: 10_000, requestsPerMinute: null });
+    await tenants.insert({
+      id: tenantId,
+      name: 'acme',
+      dailyRequestQuota: 10_000,
+      requestsPerMinute: null,
+      tokensPerMinute: 50_000,
+    });
     await keys.insert({
       id: 'AbCdEf012345',
       tenantId,
@@ -132,6 +141,7 @@ function databaseContract(target: Target): void {
       disabled: false,
       dailyRequestQuota: 10_000,
       requestsPerMinute: null,
+      tokensPerMinute: 50_000,
     });
     expect(Math.abs(tenant.createdAt.getTime() - Date.now())).toBeLessThan(DAY_MS);
     const key = await keys.findOneOrFail({ where: { id: 'AbCdEf012345' }, relations: { tenant: true } });
@@ -168,6 +178,36 @@ function databaseContract(target: Target): void {
       { key: 'utc_probe', value: 'x' },
     ]);
   });
+
+  it('undoes the tokens_per_minute migration and runs it again, keeping tenants and keys', async () => {
+    const ds = current();
+    const tenants = ds.getRepository(TenantEntity);
+    expect(await target.columns(ds, 'tenants')).toContain('tokens_per_minute');
+    await tenants.update({ name: 'acme' }, { tokensPerMinute: 1_000_000_000 });
+    expect((await tenants.findOneByOrFail({ name: 'acme' })).tokensPerMinute).toBe(1_000_000_000);
+
+    await ds.undoLastMigration({ transaction: 'each' });
+    expect(await target.columns(ds, 'tenants')).not.toContain('tokens_per_minute');
+    expect(await target.migrations(ds)).toEqual(MIGRATIONS_RECORDED.slice(0, -1));
+
+    // As on an existing database: the column is added, every tenant's value is null (the platform default).
+    expect(await ds.runMigrations({ transaction: 'each' })).toHaveLength(1);
+    expect(await target.migrations(ds)).toEqual(MIGRATIONS_RECORDED);
+    expect(await target.columns(ds, 'tenants')).toContain('tokens_per_minute');
+    const tenant = await tenants.findOneByOrFail({ name: 'acme' });
+    expect(tenant).toMatchObject({
+      dailyRequestQuota: 10_000,
+      requestsPerMinute: null,
+      tokensPerMinute: null,
+    });
+    const key = await ds
+      .getRepository(ApiKeyEntity)
+      .findOneOrFail({ where: { id: 'AbCdEf012345' }, relations: { tenant: true } });
+    expect(key.tenant?.id).toBe(tenant.id);
+    // The altered table keeps its constraints: the unique name and the keys' foreign key.
+    await expect(tenants.insert({ id: randomUUID(), name: 'acme' })).rejects.toThrow();
+    await expect(tenants.delete({ id: tenant.id })).rejects.toThrow();
+  });
 }
 
 describe('database on SQLite', () => {
@@ -200,6 +240,8 @@ describe('database on SQLite', () => {
       ]);
       return rows[0].t;
     },
+    columns: async (ds, table) =>
+      (await ds.query<NameRow[]>('SELECT name FROM pragma_table_info(?)', [table])).map((r) => r.name),
   });
 
   it('wrote the database file', () => {
@@ -264,6 +306,13 @@ function testDatabaseUrl(url: string): string {
         );
         return rows[0].t;
       },
+      columns: async (ds, table) =>
+        (
+          await ds.query<NameRow[]>(
+            'SELECT column_name AS name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2',
+            [schema, table],
+          )
+        ).map((r) => r.name),
     });
 
     it('pins every session to UTC, so CURRENT_TIMESTAMP defaults are UTC whatever the server says', async () => {

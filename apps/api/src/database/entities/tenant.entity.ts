@@ -23,6 +23,10 @@ export class TenantEntity {
   @Column({ name: 'requests_per_minute', type: 'integer', nullable: true })
   requestsPerMinute!: number | null;
 
+  /** LLM tokens per minute for the whole tenant; null: the platform default. */
+  @Column({ name: 'tokens_per_minute', type: 'integer', nullable: true })
+  tokensPerMinute!: number | null;
+
   /** UTC (see database-options.ts). */
   @CreateDateColumn({ name: 'created_at' })
   createdAt!: Date;
