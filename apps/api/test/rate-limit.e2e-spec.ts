@@ -76,14 +76,15 @@ describe.each(STORES)('rate limits on POST /v1/inference, %s store', (store, env
       '0',
     ]);
     for (const a of answers) expect(a.headers['ratelimit-policy']).toBe('"requests_per_minute";q=5;w=60');
-    const refused = answers[5] as ApiAnswer;
+    const refused = answers[5];
+    if (refused === undefined) throw new Error('six answers expected');
     expect(errorCodeOf(refused)).toBe('rate_limited');
     expect(details(refused)).toEqual({ limit_type: 'requests_per_minute', limit: 5 });
     // One request comes back every 12 s.
     expect(refused.headers['retry-after']).toBe('12');
     expect((refused.json as { error: { message: string; request_id: string } }).error).toMatchObject({
-      message: expect.stringContaining('5 requests per minute'),
-      request_id: expect.any(String),
+      message: expect.stringContaining('5 requests per minute') as string,
+      request_id: expect.any(String) as string,
     });
     const samples = await metrics(t, adminKey);
     expect(

@@ -159,7 +159,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
         until: now + Math.ceil(nextDebt / (rpm ?? 1)),
       });
     if (maxConcurrent !== null) {
-      if (leases === undefined) this.leases.set(subject.keyId, (leases = new Map()));
+      if (leases === undefined) this.leases.set(subject.keyId, (leases = new Map<string, number>()));
       leases.set(ticket, now + this.leaseTtlMs);
     }
     if (quota !== undefined) {

@@ -65,17 +65,12 @@ async function run(store: RateLimitStore, clock: TestClock, limits: Limits, ops:
     if (op.kind === 'advance') clock.advance(op.ms);
     else if (op.kind === 'tokens') {
       if (limits.tokensPerMinute !== null)
-        await store.recordTokens(
-          subjects[op.who] as Subject,
-          op.tokens,
-          limits.tokensPerMinute,
-          randomUUID(),
-        );
+        await store.recordTokens(subjects[op.who], op.tokens, limits.tokensPerMinute, randomUUID());
     } else if (op.kind === 'release') {
       const slot = held.splice(op.which % Math.max(1, held.length), 1)[0];
       if (slot !== undefined) await store.release(slot.who, slot.ticket);
     } else {
-      const who = subjects[op.who] as Subject;
+      const who = subjects[op.who];
       const ticket = randomUUID();
       const decision = await store.admit(who, limits, ticket);
       decisions.push(view(decision));

@@ -34,7 +34,7 @@ import { RedisRateLimitStore } from './redis-store';
 export type Decision = Admission & {
   /** Where it was decided. */
   readonly backend: Backend;
-  release(): void;
+  readonly release: () => void;
 };
 
 /** Thrown in `closed` mode while Redis is out of reach; the API answers 503 `rate_limit_unavailable`. */

@@ -210,9 +210,9 @@ export function storeContract(
       // Another tenant is not affected.
       expect((await admit(subject(), quota)).allowed).toBe(true);
       s.clock.advance(untilMidnight - 1);
-      expect((await admit(keys[0] as Subject, quota)).allowed).toBe(false);
+      expect((await admit(keys[0], quota)).allowed).toBe(false);
       s.clock.advance(1);
-      expect(await admit(keys[0] as Subject, quota)).toMatchObject({
+      expect(await admit(keys[0], quota)).toMatchObject({
         allowed: true,
         states: [{ remaining: 2 }],
       });

@@ -72,7 +72,7 @@ export class RateLimitGuard implements CanActivate {
     // The client may have gone while Redis answered: then 'close' has already fired.
     const socket = res.socket;
     if (socket === null || socket.destroyed) decision.release();
-    else res.once('close', decision.release);
+    else res.once('close', () => decision.release());
     return true;
   }
 }
