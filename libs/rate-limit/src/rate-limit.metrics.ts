@@ -22,7 +22,7 @@ export const RATE_LIMIT_METRICS = {
 /** What decided a request: Redis, this process's memory, or nothing (admitted unchecked). */
 export const BACKENDS = ['redis', 'memory', 'open', 'closed'] as const;
 export type Backend = (typeof BACKENDS)[number];
-export const REDIS_OPERATIONS = ['admit', 'release', 'record_tokens', 'probe'] as const;
+export const REDIS_OPERATIONS = ['admit', 'release', 'void', 'record_tokens', 'probe'] as const;
 export type RedisOperation = (typeof REDIS_OPERATIONS)[number];
 export const REDIS_STATUSES = ['ok', 'error', 'timeout'] as const;
 /** `vla_dependency_circuit_state`: 0 closed (using the dependency), 1 open (not touching it), 2 half-open (probing). */

@@ -3,7 +3,9 @@ import { MonitoringModule } from '@app/monitoring';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { register } from 'prom-client';
+import Redis from 'ioredis';
 import { OwnedRedis } from '../test/owned-redis';
+import { redisKeys } from './redis-store';
 import { NO_LIMITS, type Limits } from './limits';
 import { RateLimitHealthIndicator } from './rate-limit.health';
 import { RateLimitModule } from './rate-limit.module';
@@ -268,6 +270,45 @@ describe('RateLimiter on a Redis the test owns', () => {
       }
     },
   );
+
+  it('undoes the admissions that ran in a stalled Redis after their callers gave up: no slot held, no double count', async () => {
+    const prefix = `test:rl:${randomUUID()}:`;
+    const { limiter, close } = await limiterWith({ redisUrl: redis.url, keyPrefix: prefix });
+    const check = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    try {
+      await ready(limiter);
+      const who = subject();
+      const limits = { ...NO_LIMITS, maxConcurrent: 2, dailyQuota: 100 };
+      const keys = redisKeys(prefix, who);
+      const day = `${keys.quota}:${Math.floor(Number((await check.time())[0]) / 86_400)}`;
+      redis.freeze();
+      // Sent to the frozen Redis, timed out, decided locally; they run in Redis when it thaws.
+      const during: Decision[] = [];
+      for (let i = 0; i < 4; i += 1) {
+        const decision = await limiter.admit(who, limits);
+        during.push(decision);
+        decision.release();
+      }
+      expect(during.every((d) => d.allowed && d.backend === 'memory')).toBe(true);
+      redis.thaw();
+      await eventually(() => limiter.circuit === 'closed');
+      // The three that reached Redis before the circuit opened ran on thaw, and are undone.
+      await eventually(
+        async () => (await check.zcard(keys.concurrency)) === 0 && (await check.get(day)) === '0',
+      );
+      expect(
+        await metric('vla_redis_operations_total', { operation: 'void', status: 'ok' }),
+      ).toBeGreaterThanOrEqual(3);
+      // The key has both its slots.
+      const a = await limiter.admit(who, limits);
+      const b = await limiter.admit(who, limits);
+      expect([a.allowed, b.allowed, a.backend]).toEqual([true, true, 'redis']);
+      expect(await check.get(day)).toBe('2');
+    } finally {
+      check.disconnect();
+      await close();
+    }
+  });
 
   it('open mode admits unchecked while Redis is down, counted as fallbacks', async () => {
     const { limiter, close } = await limiterWith({ redisUrl: redis.url, failureMode: 'open' });

@@ -55,7 +55,17 @@ export interface LimitedSubject extends Subject {
 
 const noop = (): void => undefined;
 const UNLIMITED: Decision = Object.freeze({ allowed: true, states: [], backend: 'memory', release: noop });
-const MAX_PENDING_RELEASES = 10_000;
+const MAX_PENDING_REPAIRS = 10_000;
+
+/**
+ * A release of a slot Redis granted, or the undoing of an admission whose answer never came (it may have
+ * run in Redis after the caller gave up and decided without it).
+ */
+interface Repair {
+  readonly kind: 'release' | 'void';
+  readonly subject: Subject;
+  readonly ticket: string;
+}
 
 const isTimeout = (error: unknown) => error instanceof Error && /timed out/i.test(error.message);
 
@@ -66,8 +76,8 @@ const isTimeout = (error: unknown) => error instanceof Error && /timed out/i.tes
  * `breakerThreshold` consecutive failures the circuit opens and admissions stop touching Redis until a
  * background PING succeeds (one probe per cool-down). Meanwhile the failure mode decides: `local` counts in
  * this process at limit / replicas, `open` admits, `closed` refuses with 503. The outage is logged once when
- * the circuit opens and once when it closes. Slots admitted by Redis whose release failed are released
- * when it is back (or expire with their lease).
+ * the circuit opens and once when it closes. When Redis is back, slots it granted whose release failed are
+ * released, and admissions that timed out are undone if they ran after all (or the lease TTL frees them).
  */
 @Injectable()
 export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
@@ -76,7 +86,8 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
   readonly redis: RedisRateLimitStore | null;
   private readonly breaker: CircuitBreaker;
   private probeTimer: NodeJS.Timeout | undefined;
-  private pendingReleases: { subject: Subject; ticket: string }[] = [];
+  /** Redis work that failed and is done when Redis answers again. */
+  private pendingRepairs: Repair[] = [];
   private closing = false;
 
   constructor(
@@ -151,6 +162,8 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
         return this.decided(subject, admission, 'redis', ticket);
       } catch {
         this.breaker.failure();
+        // The command may still run in Redis (a stall, a lost reply): undo it once Redis answers.
+        this.defer({ kind: 'void', subject, ticket });
       }
     }
     return this.fallback(subject, limits, ticket);
@@ -202,21 +215,30 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
   }
 
   private releaseOnRedis(subject: Subject, ticket: string): void {
+    this.repair({ kind: 'release', subject, ticket });
+  }
+
+  /** Runs a repair now if the circuit is closed, else (or if it fails) keeps it for when Redis is back. */
+  private repair(work: Repair): void {
     const redis = this.redis;
     if (redis === null) return;
     if (!this.breaker.closed) {
-      this.deferRelease(subject, ticket);
+      this.defer(work);
       return;
     }
-    this.timed('release', () => redis.release(subject, ticket)).catch(() => {
+    const run = async (): Promise<void> => {
+      if (work.kind === 'release') await redis.release(work.subject, work.ticket);
+      else await redis.void(work.subject, work.ticket);
+    };
+    this.timed(work.kind, run).catch(() => {
       this.breaker.failure();
-      this.deferRelease(subject, ticket);
+      this.defer(work);
     });
   }
 
-  /** Kept for when Redis is back; past the cap, the lease TTL frees the slot instead. */
-  private deferRelease(subject: Subject, ticket: string): void {
-    if (this.pendingReleases.length < MAX_PENDING_RELEASES) this.pendingReleases.push({ subject, ticket });
+  /** Past the cap, a slot is freed by its lease TTL instead, and a stalled admission stays counted. */
+  private defer(work: Repair): void {
+    if (this.pendingRepairs.length < MAX_PENDING_REPAIRS) this.pendingRepairs.push(work);
   }
 
   private observe(tenant: string, admission: Admission): void {
@@ -233,8 +255,9 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
     try {
       const result = await run();
       this.redisOps.inc({ operation, status: 'ok' });
-      // Redis answers again: hand back the slots whose release failed meanwhile.
-      if (operation !== 'release' && this.pendingReleases.length > 0) this.flushPendingReleases();
+      // Redis answers again: do the repairs that failed meanwhile.
+      if (operation !== 'release' && operation !== 'void' && this.pendingRepairs.length > 0)
+        this.flushRepairs();
       return result;
     } catch (error) {
       this.redisOps.inc({ operation, status: isTimeout(error) ? 'timeout' : 'error' });
@@ -260,7 +283,7 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
         { component: 'rate_limit', backend: 'redis' },
         'redis answers again: rate limits are back on redis',
       );
-      this.flushPendingReleases();
+      this.flushRepairs();
     }
   }
 
@@ -282,10 +305,10 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
-  private flushPendingReleases(): void {
-    const pending = this.pendingReleases;
-    this.pendingReleases = [];
-    for (const { subject, ticket } of pending) this.releaseOnRedis(subject, ticket);
+  private flushRepairs(): void {
+    const pending = this.pendingRepairs;
+    this.pendingRepairs = [];
+    for (const work of pending) this.repair(work);
   }
 
   private showBackend(): void {

@@ -37,7 +37,8 @@ end
  *       3 burst, 4 max concurrent, 5 lease TTL ms, 6 daily quota, 7 tokens per minute, 8 ticket,
  *       9 marker TTL ms. A limit of -1 is off.
  *
- * Returns JSON: [allowed 0|1, refusing limit, retry after ms, [[type, limit, remaining, reset ms], ...]].
+ * Returns JSON: [allowed 0|1, refusing limit, retry after ms, [[type, limit, remaining, reset ms], ...]],
+ * and for an admission the UTC day number it was counted on.
  * An admitted ticket's reply is kept under its marker: if the reply is lost and the command is sent again,
  * the second run returns the first answer and counts nothing (TESTS F3).
  */
@@ -119,9 +120,43 @@ if quota >= 0 then
   redis.call('INCR', quotaKey)
   redis.call('PEXPIREAT', quotaKey, midnight + 3600000)
 end
-local reply = cjson.encode({1, '', 0, states})
+local reply = cjson.encode({1, '', 0, states, day})
 redis.call('SET', KEYS[5], reply, 'PX', ARGV[9])
 return reply
+`;
+
+/**
+ * Undoes an admission whose answer never reached the caller (it timed out, or the reply was lost, and the
+ * caller decided without Redis), if it ran at all: gives back its request, its concurrency slot and its
+ * quota count, so that a Redis stall neither charges a tenant twice nor leaves a key's slots taken until
+ * their lease expires. The ticket's marker is then 'void': running this twice, or the admission arriving
+ * after it, changes nothing.
+ * KEYS: 1 request bucket, 2 concurrency leases, 3 quota key prefix, 4 the ticket's marker.
+ * ARGV: 1 now ('' = TIME), 2 ticket, 3 marker TTL ms. Returns 1 when an admission was undone.
+ */
+export const VOID_SCRIPT = `${PREAMBLE}
+local seen = redis.call('GET', KEYS[4])
+redis.call('SET', KEYS[4], 'void', 'PX', ARGV[3])
+if not seen or seen == 'void' then return 0 end
+local ok, reply = pcall(cjson.decode, seen)
+if not ok or reply[1] ~= 1 then return 0 end
+for _, state in ipairs(reply[4]) do
+  local kind, limit = state[1], state[2]
+  if kind == 'requests_per_minute' then
+    local debt = decayed(KEYS[1], limit) - 60000
+    if debt > 0 then
+      redis.call('SET', KEYS[1], string.format('%d:%d', debt, now), 'PX', math.ceil(debt / limit))
+    else
+      redis.call('DEL', KEYS[1])
+    end
+  elseif kind == 'concurrency' then
+    redis.call('ZREM', KEYS[2], ARGV[2])
+  elseif kind == 'daily_quota' then
+    local quotaKey = KEYS[3] .. ':' .. reply[5]
+    if tonumber(redis.call('GET', quotaKey) or '0') > 0 then redis.call('DECR', quotaKey) end
+  end
+end
+return 1
 `;
 
 /**

@@ -70,6 +70,41 @@ withRedis('RedisRateLimitStore on a real Redis (REDIS_URL_TEST)', () => {
     });
   });
 
+  it('voids an admission that ran after its caller gave up: slot, quota and request given back, once', async () => {
+    const store = new RedisRateLimitStore(client, { leaseTtlMs: 60_000, prefix });
+    const who = subject();
+    const limits = { ...NO_LIMITS, requestsPerMinute: 2, burst: 2, maxConcurrent: 1, dailyQuota: 2 };
+    const lost = randomUUID();
+    expect((await store.admit(who, limits, lost)).allowed).toBe(true);
+    expect(await store.void(who, lost)).toBe(true);
+    expect(await store.void(who, lost)).toBe(false);
+    const keys = store.keys(who);
+    expect(await client.zcard(keys.concurrency)).toBe(0);
+    // Everything is whole again: the same limits admit two requests (released in between).
+    const first = randomUUID();
+    expect(await store.admit(who, limits, first)).toMatchObject({
+      allowed: true,
+      states: [
+        { type: 'requests_per_minute', remaining: 1 },
+        { type: 'concurrency', remaining: 0 },
+        { type: 'daily_quota', remaining: 1 },
+      ],
+    });
+    await store.release(who, first);
+    expect((await store.admit(who, limits, randomUUID())).allowed).toBe(true);
+  });
+
+  it('voids a ticket that never ran, so that a late copy of its admission counts nothing', async () => {
+    const store = new RedisRateLimitStore(client, { leaseTtlMs: 60_000, prefix });
+    const who = subject();
+    const limits = { ...NO_LIMITS, maxConcurrent: 1 };
+    const late = randomUUID();
+    expect(await store.void(who, late)).toBe(false);
+    await expect(store.admit(who, limits, late)).rejects.toThrow();
+    expect(await client.zcard(store.keys(who).concurrency)).toBe(0);
+    expect((await store.admit(who, limits, randomUUID())).allowed).toBe(true);
+  });
+
   it("uses the Redis server's clock when given none, and leaves every key with an expiry", async () => {
     const store = new RedisRateLimitStore(client, { leaseTtlMs: 60_000, prefix });
     const who = subject();

@@ -10,7 +10,7 @@ import {
   burstOf,
 } from './limits';
 import type { RateLimitStore } from './rate-limit-store';
-import { ADMIT_SCRIPT, RECORD_TOKENS_SCRIPT } from './redis-scripts';
+import { ADMIT_SCRIPT, RECORD_TOKENS_SCRIPT, VOID_SCRIPT } from './redis-scripts';
 
 export interface RedisStoreOptions {
   /** Key prefix (several platforms may share one Redis). */
@@ -37,6 +37,7 @@ export function redisKeys(prefix: string, subject: Subject) {
 const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
 const ADMIT_SHA = sha1(ADMIT_SCRIPT);
 const RECORD_TOKENS_SHA = sha1(RECORD_TOKENS_SCRIPT);
+const VOID_SHA = sha1(VOID_SCRIPT);
 
 type RawState = [string, number, number, number];
 const isLimitType = (value: unknown): value is LimitType =>
@@ -46,7 +47,7 @@ const isLimitType = (value: unknown): value is LimitType =>
 export function parseAdmission(reply: unknown): Admission {
   if (typeof reply !== 'string') throw new Error('rate-limit script returned no reply');
   const decoded: unknown = JSON.parse(reply);
-  if (!Array.isArray(decoded) || decoded.length !== 4)
+  if (!Array.isArray(decoded) || decoded.length < 4 || decoded.length > 5)
     throw new Error('rate-limit script reply is malformed');
   const [allowed, refused, retryAfterMs, rawStates] = decoded as [unknown, unknown, unknown, unknown];
   // cjson encodes an empty Lua table as {}: no limit was on.
@@ -110,6 +111,21 @@ export class RedisRateLimitStore implements RateLimitStore {
       ],
     );
     return parseAdmission(reply);
+  }
+
+  /**
+   * Undoes the admission of `ticket` if it ran (its caller never got the answer and decided without
+   * Redis). True when there was one to undo.
+   */
+  async void(subject: Subject, ticket: string): Promise<boolean> {
+    const keys = this.keys(subject);
+    const undone = await this.run(
+      VOID_SCRIPT,
+      VOID_SHA,
+      [keys.requests, keys.concurrency, keys.quota, keys.ticket(ticket)],
+      [this.clock(), ticket, this.markerTtlMs],
+    );
+    return undone === 1;
   }
 
   async release(subject: Subject, ticket: string): Promise<void> {
