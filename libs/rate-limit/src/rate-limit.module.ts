@@ -1,11 +1,4 @@
-import {
-  type DynamicModule,
-  Inject,
-  Injectable,
-  Module,
-  type OnApplicationShutdown,
-  type OnModuleInit,
-} from '@nestjs/common';
+import { type DynamicModule, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import Redis from 'ioredis';
 import { rateLimitMetricProviders } from './rate-limit.metrics';
@@ -17,31 +10,6 @@ import {
   type RateLimitModuleOptions,
 } from './rate-limit.options';
 import { RateLimiter } from './rate-limiter.service';
-
-/** Connects the limiter's own Redis client in the background and closes it last. */
-@Injectable()
-class LimiterConnection implements OnModuleInit, OnApplicationShutdown {
-  constructor(@Inject(RATE_LIMIT_REDIS) private readonly client: Redis | null) {}
-
-  onModuleInit(): void {
-    const client = this.client;
-    if (client === null) return;
-    // Errors surface through the limiter (metrics, one log line per outage); without a listener ioredis
-    // would print each reconnect failure.
-    client.on('error', () => undefined);
-    client.connect().catch(() => undefined);
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    const client = this.client;
-    if (client === null || client.status === 'end') return;
-    await Promise.race([
-      client.quit().catch(() => undefined),
-      new Promise((resolve) => setTimeout(resolve, 1000).unref()),
-    ]);
-    client.disconnect();
-  }
-}
 
 /**
  * Per-key and per-tenant limits and quotas ({@link RateLimiter}), counted in Redis when `redisUrl` is set
@@ -64,7 +32,6 @@ export class RateLimitModule {
               ? null
               : new Redis(options.redisUrl, limiterRedisOptions(options.redisTimeoutMs)),
         },
-        LimiterConnection,
         ...rateLimitMetricProviders,
         RateLimiter,
         RateLimitHealthIndicator,

@@ -56,6 +56,7 @@ export interface LimitedSubject extends Subject {
 const noop = (): void => undefined;
 const UNLIMITED: Decision = Object.freeze({ allowed: true, states: [], backend: 'memory', release: noop });
 const MAX_PENDING_REPAIRS = 10_000;
+const QUIT_TIMEOUT_MS = 1000;
 
 /**
  * A release of a slot Redis granted, or the undoing of an admission whose answer never came (it may have
@@ -118,16 +119,36 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
   }
 
   onModuleInit(): void {
+    const client = this.client;
+    if (client !== null && client !== undefined) {
+      // Failures surface through the limiter (metrics, one log line per outage); without a listener
+      // ioredis would print each reconnect failure. Connecting in the background: an unreachable Redis
+      // must not stop the API from starting.
+      client.on('error', () => undefined);
+      client.connect().catch(() => undefined);
+    }
     for (const mode of FAILURE_MODES)
       this.failureModeGauge.set({ mode }, mode === this.options.failureMode ? 1 : 0);
     if (this.redis !== null) this.circuitGauge.set({ dependency: 'redis' }, CIRCUIT_STATE_VALUES.closed);
     this.showBackend();
   }
 
-  onApplicationShutdown(): void {
+  /**
+   * Last, after the HTTP server closed: the repairs still pending are tried once (each bounded by the
+   * command timeout), then the connection is closed.
+   */
+  async onApplicationShutdown(): Promise<void> {
     this.closing = true;
     clearTimeout(this.probeTimer);
     this.memory.close();
+    const client = this.client;
+    if (client === null || client === undefined || client.status === 'end') return;
+    if (this.breaker.closed) await this.flushRepairs();
+    await Promise.race([
+      client.quit().catch(() => undefined),
+      new Promise((resolve) => setTimeout(resolve, QUIT_TIMEOUT_MS).unref()),
+    ]);
+    client.disconnect();
   }
 
   /** The backend deciding now. */
@@ -215,11 +236,11 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
   }
 
   private releaseOnRedis(subject: Subject, ticket: string): void {
-    this.repair({ kind: 'release', subject, ticket });
+    void this.repair({ kind: 'release', subject, ticket });
   }
 
   /** Runs a repair now if the circuit is closed, else (or if it fails) keeps it for when Redis is back. */
-  private repair(work: Repair): void {
+  private async repair(work: Repair): Promise<void> {
     const redis = this.redis;
     if (redis === null) return;
     if (!this.breaker.closed) {
@@ -230,10 +251,12 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
       if (work.kind === 'release') await redis.release(work.subject, work.ticket);
       else await redis.void(work.subject, work.ticket);
     };
-    this.timed(work.kind, run).catch(() => {
+    try {
+      await this.timed(work.kind, run);
+    } catch {
       this.breaker.failure();
       this.defer(work);
-    });
+    }
   }
 
   /** Past the cap, a slot is freed by its lease TTL instead, and a stalled admission stays counted. */
@@ -257,7 +280,7 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
       this.redisOps.inc({ operation, status: 'ok' });
       // Redis answers again: do the repairs that failed meanwhile.
       if (operation !== 'release' && operation !== 'void' && this.pendingRepairs.length > 0)
-        this.flushRepairs();
+        void this.flushRepairs();
       return result;
     } catch (error) {
       this.redisOps.inc({ operation, status: isTimeout(error) ? 'timeout' : 'error' });
@@ -283,7 +306,7 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
         { component: 'rate_limit', backend: 'redis' },
         'redis answers again: rate limits are back on redis',
       );
-      this.flushRepairs();
+      void this.flushRepairs();
     }
   }
 
@@ -305,10 +328,10 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
-  private flushRepairs(): void {
+  private async flushRepairs(): Promise<void> {
     const pending = this.pendingRepairs;
     this.pendingRepairs = [];
-    for (const work of pending) this.repair(work);
+    await Promise.all(pending.map((work) => this.repair(work)));
   }
 
   private showBackend(): void {
