@@ -63,6 +63,17 @@ const settings = readSettings({
   ...process.env,
 });
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The URL as results and errors show it: never its user or password. */
+const SHOWN_REDIS_URL = ((): string => {
+  try {
+    const url = new URL(REDIS_URL);
+    url.username = '';
+    url.password = '';
+    return url.toString();
+  } catch {
+    return 'redis://(unparsable BENCH_REDIS_URL)';
+  }
+})();
 /** The in-process part: rounds, and milliseconds per arm and round. */
 const MICRO_ROUNDS = positiveInteger('BENCH_MICRO_ROUNDS', 7);
 const MICRO_ROUND_MS = positiveInteger('BENCH_ROUND_MS', 300);
@@ -336,7 +347,7 @@ type ArmKind = 'none' | 'memory' | 'redis' | 'redis-rpm' | 'none-redis-process';
 const KIND_TEXT: Record<ArmKind, string> = {
   none: 'no limit on (key, tenant and defaults unset; no REDIS_URL): the guard admits without a store',
   memory: `limits in memory (no REDIS_URL): key requests_per_minute ${HIGH.requestsPerMinute}, max_concurrent ${HIGH.maxConcurrent}, tenant daily_request_quota ${HIGH.dailyQuota}`,
-  redis: `limits on Redis (REDIS_URL=${REDIS_URL}), the same limits as memory: one EVALSHA to admit, one ZREM at close`,
+  redis: `limits on Redis (REDIS_URL=${SHOWN_REDIS_URL}), the same limits as memory: one EVALSHA to admit, one ZREM at close`,
   'redis-rpm': `Redis, key requests_per_minute ${HIGH.requestsPerMinute} only (no concurrency slot: no ZREM; no quota)`,
   'none-redis-process': 'control: the no-limit key on the Redis-configured process (no store touched)',
 };
@@ -897,7 +908,7 @@ async function main(): Promise<void> {
   try {
     await redis.connect();
   } catch (error) {
-    throw new Error(`no Redis at ${REDIS_URL} (set BENCH_REDIS_URL)`, { cause: error });
+    throw new Error(`no Redis at ${SHOWN_REDIS_URL} (set BENCH_REDIS_URL)`, { cause: error });
   }
   const serverInfo = await redis.info('server');
   const redisVersion = /redis_version:(\S+)/.exec(serverInfo)?.[1] ?? 'unknown';
@@ -923,7 +934,7 @@ async function main(): Promise<void> {
   const pinning = pinLoadGenerator();
   log(
     `bench rate-limit: ${settings.rounds} rounds × ${settings.durationS} s per arm (${armCount} arms), ` +
-      `Redis ${redisVersion} at ${REDIS_URL}; ` +
+      `Redis ${redisVersion} at ${SHOWN_REDIS_URL}; ` +
       (pinning ? `servers on CPU ${pinning.serverCpu}, load on CPU ${pinning.loadGeneratorCpu}` : 'unpinned'),
   );
 
@@ -1200,7 +1211,7 @@ async function main(): Promise<void> {
         microRoundMs: MICRO_ROUND_MS,
         microConcurrency: MICRO_CONCURRENCY,
       },
-      redis: { url: REDIS_URL, version: redisVersion, pid: redisPid },
+      redis: { url: SHOWN_REDIS_URL, version: redisVersion, pid: redisPid },
       limits: HIGH,
       bodies: {
         inferenceBytes: Buffer.byteLength(INFERENCE_BODY),

@@ -53,6 +53,8 @@ export interface LimitState {
   readonly remaining: number;
   /** Milliseconds until the limit is whole again (0 for concurrency: it frees when requests end). */
   readonly resetMs: number;
+  /** `requests_per_minute` only: the bucket size the decision used. */
+  readonly burst?: number;
 }
 
 export type Admission =

@@ -30,6 +30,19 @@ interface Bucket {
   readonly until: number;
 }
 
+/** A bucket holding `debt`, paid back at `perMinute` from `now`. */
+function bucket(debt: number, now: number, perMinute: number): Bucket {
+  return { debt, at: now, until: now + Math.ceil(debt / perMinute) };
+}
+
+/**
+ * A bucket's debt now. It is forgotten once it would have been paid back at the rate it was written with,
+ * as Redis expires the key then: after a limit is lowered, the old debt lasts at most that long.
+ */
+function debtOf(b: Bucket | undefined, now: number, perMinute: number, capacity?: number): number {
+  return b === undefined || now >= b.until ? 0 : decayed(b.debt, now - b.at, perMinute, capacity);
+}
+
 interface QuotaCount {
   readonly day: number;
   used: number;
@@ -50,6 +63,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
   private readonly tokenDebt = new Map<string, Bucket>();
   /** Per key: ticket → expiry (ms). */
   private readonly leases = new Map<string, Map<string, number>>();
+  /** Per `<tenant>:<UTC day number>`, as the Redis keys. */
   private readonly quotas = new Map<string, QuotaCount>();
   private readonly charged = new Map<string, number>();
   private readonly sweeper: NodeJS.Timeout;
@@ -69,14 +83,19 @@ export class MemoryRateLimitStore implements RateLimitStore {
   admitNow(subject: Subject, limits: Limits, ticket: string): Admission {
     const now = this.now();
     const states: LimitState[] = [];
+    /** The states this request would spend from: they get their unit back when another limit refuses. */
+    const charged: number[] = [];
     let refusal: { limit: LimitType; retryAfterMs: number } | null = null;
 
     let nextDebt: number | null = null;
     const rpm = limits.requestsPerMinute;
-    if (rpm !== null) {
-      const capacity = burstOf(limits) * UNIT;
-      const bucket = this.requestDebt.get(subject.keyId);
-      const debt = bucket === undefined ? 0 : decayed(bucket.debt, now - bucket.at, rpm, capacity);
+    if (rpm !== null && rpm <= 0) {
+      refusal = laterRefusal(refusal, 'requests_per_minute', MINUTE_MS);
+      states.push({ type: 'requests_per_minute', limit: 0, remaining: 0, resetMs: 0 });
+    } else if (rpm !== null) {
+      const burst = burstOf(limits);
+      const capacity = burst * UNIT;
+      const debt = debtOf(this.requestDebt.get(subject.keyId), now, rpm, capacity);
       if (debt + UNIT > capacity) {
         refusal = laterRefusal(refusal, 'requests_per_minute', Math.ceil((debt + UNIT - capacity) / rpm));
         states.push({
@@ -84,14 +103,17 @@ export class MemoryRateLimitStore implements RateLimitStore {
           limit: rpm,
           remaining: 0,
           resetMs: Math.ceil(debt / rpm),
+          burst,
         });
       } else {
         nextDebt = debt + UNIT;
+        charged.push(states.length);
         states.push({
           type: 'requests_per_minute',
           limit: rpm,
           remaining: Math.floor((capacity - nextDebt) / UNIT),
           resetMs: Math.ceil(nextDebt / rpm),
+          burst,
         });
       }
     }
@@ -106,6 +128,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
         refusal = laterRefusal(refusal, 'concurrency', CONCURRENCY_RETRY_MS);
         states.push({ type: 'concurrency', limit: maxConcurrent, remaining: 0, resetMs: 0 });
       } else {
+        charged.push(states.length);
         states.push({
           type: 'concurrency',
           limit: maxConcurrent,
@@ -120,12 +143,12 @@ export class MemoryRateLimitStore implements RateLimitStore {
     let quota: QuotaCount | undefined;
     const dailyQuota = limits.dailyQuota;
     if (dailyQuota !== null) {
-      quota = this.quotas.get(subject.tenantId);
-      if (quota === undefined || quota.day !== day) quota = { day, used: 0 };
+      quota = this.quotas.get(`${subject.tenantId}:${day}`) ?? { day, used: 0 };
       if (quota.used >= dailyQuota) {
         refusal = laterRefusal(refusal, 'daily_quota', untilMidnight);
         states.push({ type: 'daily_quota', limit: dailyQuota, remaining: 0, resetMs: untilMidnight });
       } else {
+        charged.push(states.length);
         states.push({
           type: 'daily_quota',
           limit: dailyQuota,
@@ -136,10 +159,12 @@ export class MemoryRateLimitStore implements RateLimitStore {
     }
 
     const tpm = limits.tokensPerMinute;
-    if (tpm !== null) {
+    if (tpm !== null && tpm <= 0) {
+      refusal = laterRefusal(refusal, 'tokens_per_minute', MINUTE_MS);
+      states.push({ type: 'tokens_per_minute', limit: 0, remaining: 0, resetMs: 0 });
+    } else if (tpm !== null) {
       const capacity = tpm * UNIT;
-      const bucket = this.tokenDebt.get(subject.tenantId);
-      const debt = bucket === undefined ? 0 : decayed(bucket.debt, now - bucket.at, tpm);
+      const debt = debtOf(this.tokenDebt.get(subject.tenantId), now, tpm);
       const available = Math.floor((capacity - debt) / UNIT);
       const resetMs = Math.ceil(debt / tpm);
       if (available <= 0) {
@@ -150,21 +175,21 @@ export class MemoryRateLimitStore implements RateLimitStore {
       }
     }
 
-    if (refusal !== null) return { allowed: false, ...refusal, states };
+    if (refusal !== null) {
+      const unspent = states.map((st, i) =>
+        charged.includes(i) ? { ...st, remaining: st.remaining + 1 } : st,
+      );
+      return { allowed: false, ...refusal, states: unspent };
+    }
 
-    if (nextDebt !== null)
-      this.requestDebt.set(subject.keyId, {
-        debt: nextDebt,
-        at: now,
-        until: now + Math.ceil(nextDebt / (rpm ?? 1)),
-      });
+    if (nextDebt !== null && rpm !== null) this.requestDebt.set(subject.keyId, bucket(nextDebt, now, rpm));
     if (maxConcurrent !== null) {
       if (leases === undefined) this.leases.set(subject.keyId, (leases = new Map<string, number>()));
       leases.set(ticket, now + this.leaseTtlMs);
     }
     if (quota !== undefined) {
       quota.used += 1;
-      this.quotas.set(subject.tenantId, quota);
+      this.quotas.set(`${subject.tenantId}:${day}`, quota);
     }
     return { allowed: true, states };
   }
@@ -183,17 +208,11 @@ export class MemoryRateLimitStore implements RateLimitStore {
 
   recordTokens(subject: Subject, tokens: number, tokensPerMinute: number, ticket: string): Promise<void> {
     const now = this.now();
-    if (this.charged.has(ticket) || tokens <= 0) return Promise.resolve();
+    if (this.charged.has(ticket) || tokens <= 0 || tokensPerMinute <= 0) return Promise.resolve();
     this.charged.set(ticket, now + MINUTE_MS);
-    const bucket = this.tokenDebt.get(subject.tenantId);
-    const debt = bucket === undefined ? 0 : decayed(bucket.debt, now - bucket.at, tokensPerMinute);
+    const debt = debtOf(this.tokenDebt.get(subject.tenantId), now, tokensPerMinute);
     // Tokens already spent are charged in full, past the bucket's size: the overdraft is paid back first.
-    const next = debt + tokens * UNIT;
-    this.tokenDebt.set(subject.tenantId, {
-      debt: next,
-      at: now,
-      until: now + Math.ceil(next / tokensPerMinute),
-    });
+    this.tokenDebt.set(subject.tenantId, bucket(debt + tokens * UNIT, now, tokensPerMinute));
     return Promise.resolve();
   }
 
@@ -215,7 +234,8 @@ export class MemoryRateLimitStore implements RateLimitStore {
       if (leases.size === 0) this.leases.delete(key);
     }
     const day = Math.floor(now / DAY_MS);
-    for (const [key, quota] of this.quotas) if (quota.day !== day) this.quotas.delete(key);
+    // Past days only (as Redis expires them): a clock set back finds its day's count again.
+    for (const [key, quota] of this.quotas) if (quota.day < day - 1) this.quotas.delete(key);
     for (const [t, until] of this.charged) if (until <= now) this.charged.delete(t);
   }
 

@@ -19,18 +19,26 @@ const limitsArb: fc.Arbitrary<Limits> = fc.record({
 
 type Op =
   | { kind: 'admit'; who: number }
+  | { kind: 'limits'; next: Limits }
   | { kind: 'release'; which: number }
   | { kind: 'advance'; ms: number }
   | { kind: 'tokens'; who: number; tokens: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('admit' as const), who: fc.nat(2) }) },
+  // An admin changes the limits between two requests.
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('limits' as const), next: limitsArb }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('release' as const), which: fc.nat(20) }) },
   {
     weight: 2,
     arbitrary: fc.record({
       kind: fc.constant('advance' as const),
-      ms: fc.oneof(fc.integer({ min: 1, max: 2000 }), fc.constantFrom(600, 1000, 6000, 20_000, 86_400_000)),
+      // Now and then the clock steps back a little (NTP).
+      ms: fc.oneof(
+        fc.integer({ min: 1, max: 2000 }),
+        fc.constantFrom(600, 1000, 6000, 20_000, 86_400_000),
+        fc.integer({ min: -500, max: -1 }),
+      ),
     }),
   },
   {
@@ -56,13 +64,19 @@ const view = (a: Admission) => ({
  * checks the invariants that hold whatever the store: never more slots held than allowed, and never more
  * admissions in a UTC day than the quota. Returns every decision, for comparing stores.
  */
-async function run(store: RateLimitStore, clock: TestClock, limits: Limits, ops: Op[], tenant: string) {
+async function run(store: RateLimitStore, clock: TestClock, initial: Limits, ops: Op[], tenant: string) {
+  let limits = initial;
   const subjects: Subject[] = [0, 1, 2].map((i) => ({ keyId: `${tenant}-k${i}`, tenantId: tenant }));
   const held: { who: Subject; ticket: string }[] = [];
   const decisions: ReturnType<typeof view>[] = [];
   const admittedToday = new Map<number, number>();
   for (const op of ops) {
-    if (op.kind === 'advance') clock.advance(op.ms);
+    if (op.kind === 'limits') {
+      limits = op.next;
+      // The invariants below hold per limit setting.
+      admittedToday.clear();
+      held.length = 0;
+    } else if (op.kind === 'advance') clock.advance(op.ms);
     else if (op.kind === 'tokens') {
       if (limits.tokensPerMinute !== null)
         await store.recordTokens(subjects[op.who], op.tokens, limits.tokensPerMinute, randomUUID());

@@ -27,6 +27,17 @@ async function metric(name: string, labels: Record<string, string> = {}): Promis
     .reduce((sum, v) => sum + v.value, 0);
 }
 
+/** Whether every observation of the Redis-duration histogram for `operation` is at most `le` seconds. */
+async function redisWaitsUnder(operation: string, le: number): Promise<boolean> {
+  const m = register.getSingleMetric('vla_redis_operation_duration_seconds');
+  if (m === undefined) throw new Error('no histogram');
+  const { values } = await m.get();
+  const mine = values.filter((v) => v.labels.operation === operation);
+  const count = mine.find((v) => (v as { metricName?: string }).metricName?.endsWith('_count'))?.value;
+  const under = mine.find((v) => v.labels.le === le)?.value;
+  return count !== undefined && count > 0 && under === count;
+}
+
 class Logs implements RateLimitLogger {
   readonly lines: { level: string; message: string; object: Record<string, unknown> }[] = [];
   warn(object: Record<string, unknown>, message: string): void {
@@ -231,6 +242,9 @@ describe('RateLimiter on a Redis the test owns', () => {
         const during: { decision: Decision; ms: number }[] = [];
         for (let i = 0; i < 8; i += 1) during.push(await timedAdmit(limiter, subject(), perMinute(10)));
         for (const { ms } of during) expect(ms).toBeLessThan(BOUND_MS);
+        // Tighter, from the limiter's own clock: no wait on Redis reached 0.5 s (timeout 0.15 s; ioredis's
+        // defaults would retry for seconds).
+        expect(await redisWaitsUnder('admit', 0.5)).toBe(true);
         expect(during.every(({ decision }) => decision.allowed && decision.backend === 'memory')).toBe(true);
         expect(limiter.circuit === 'open' || limiter.circuit === 'half_open').toBe(true);
         expect(await metric('vla_rate_limit_backend', { backend: 'memory' })).toBe(1);
@@ -306,6 +320,55 @@ describe('RateLimiter on a Redis the test owns', () => {
       expect(await check.get(day)).toBe('2');
     } finally {
       check.disconnect();
+      await close();
+    }
+  });
+
+  it('keeps the circuit open while Redis answers PING but cannot run the script (out of memory), and logs the outage once', async () => {
+    const { limiter, logs, close } = await limiterWith({ redisUrl: redis.url });
+    const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    try {
+      await ready(limiter);
+      await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      await admin.config('SET', 'maxmemory', '1');
+      expect(await admin.ping()).toBe('PONG');
+      for (let i = 0; i < 5; i += 1)
+        expect((await limiter.admit(subject(), perMinute(10))).backend).toBe('memory');
+      expect(limiter.circuit).not.toBe('closed');
+      // Ten cool-downs of probing: every probe runs the script, fails, and the circuit stays open.
+      await eventually(
+        async () => (await metric('vla_redis_operations_total', { operation: 'probe' })) >= 10,
+      );
+      expect(limiter.circuit).not.toBe('closed');
+      expect(await metric('vla_redis_operations_total', { operation: 'probe', status: 'ok' })).toBe(0);
+      await admin.config('SET', 'maxmemory', '0');
+      await eventually(() => limiter.circuit === 'closed');
+      expect((await limiter.admit(subject(), perMinute(10))).backend).toBe('redis');
+      expect(logs.lines.map((l) => l.level)).toEqual(['warn', 'info']);
+    } finally {
+      await admin.config('SET', 'maxmemory', '0').catch(() => undefined);
+      admin.disconnect();
+      await close();
+    }
+  });
+
+  it('does not count a corrupted key of one subject against the circuit', async () => {
+    const prefix = `test:rl:${randomUUID()}:`;
+    const { limiter, close } = await limiterWith({ redisUrl: redis.url, keyPrefix: prefix });
+    const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    try {
+      await ready(limiter);
+      const broken = subject();
+      await admin.lpush(redisKeys(prefix, broken).concurrency, 'not a sorted set');
+      for (let i = 0; i < 6; i += 1) {
+        const decision = await limiter.admit(broken, { ...NO_LIMITS, maxConcurrent: 5 });
+        expect(decision).toMatchObject({ allowed: true, backend: 'memory' });
+        decision.release();
+      }
+      expect(limiter.circuit).toBe('closed');
+      expect((await limiter.admit(subject(), perMinute(10))).backend).toBe('redis');
+    } finally {
+      admin.disconnect();
       await close();
     }
   });

@@ -28,7 +28,7 @@ import {
   RATE_LIMIT_REDIS,
   type RateLimitModuleOptions,
 } from './rate-limit.options';
-import { RedisRateLimitStore } from './redis-store';
+import { MalformedReplyError, RedisRateLimitStore } from './redis-store';
 
 /** A request the limiter admitted; `release()` frees its concurrency slot (idempotent). */
 export type Decision = Admission & {
@@ -57,6 +57,7 @@ const noop = (): void => undefined;
 const UNLIMITED: Decision = Object.freeze({ allowed: true, states: [], backend: 'memory', release: noop });
 const MAX_PENDING_REPAIRS = 10_000;
 const QUIT_TIMEOUT_MS = 1000;
+const STARTUP_WAIT_MS = 1000;
 
 /**
  * A release of a slot Redis granted, or the undoing of an admission whose answer never came (it may have
@@ -69,6 +70,12 @@ interface Repair {
 }
 
 const isTimeout = (error: unknown) => error instanceof Error && /timed out/i.test(error.message);
+/**
+ * Errors of one subject's keys (a key of the wrong type, a reply that cannot be read): that request is
+ * decided without Redis, but they say nothing about Redis itself and do not count against the circuit.
+ */
+const isSubjectError = (error: unknown) =>
+  error instanceof MalformedReplyError || (error instanceof Error && error.message.startsWith('WRONGTYPE'));
 
 /**
  * Decides whether a request may run, against Redis when one is configured and reachable, else in memory.
@@ -118,14 +125,25 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
     this.breaker = new CircuitBreaker(options.breakerThreshold, (from, to) => this.circuitChanged(from, to));
   }
 
-  onModuleInit(): void {
+  async onModuleInit(): Promise<void> {
     const client = this.client;
-    if (client !== null && client !== undefined) {
+    const redis = this.redis;
+    if (client !== null && client !== undefined && redis !== null) {
       // Failures surface through the limiter (metrics, one log line per outage); without a listener
-      // ioredis would print each reconnect failure. Connecting in the background: an unreachable Redis
-      // must not stop the API from starting.
+      // ioredis would print each reconnect failure.
       client.on('error', () => undefined);
-      client.connect().catch(() => undefined);
+      client.on('ready', () => void redis.loadScripts().catch(() => undefined));
+      // Wait a little for the connection, so the first requests do not fall back and count against the
+      // circuit; an unreachable Redis must not stop the API from starting.
+      const connected = client.connect().catch(() => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        connected,
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, STARTUP_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
     }
     for (const mode of FAILURE_MODES)
       this.failureModeGauge.set({ mode }, mode === this.options.failureMode ? 1 : 0);
@@ -181,8 +199,8 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
         const admission = await this.timed('admit', () => redis.admit(subject, limits, ticket));
         this.breaker.success();
         return this.decided(subject, admission, 'redis', ticket);
-      } catch {
-        this.breaker.failure();
+      } catch (error) {
+        if (!isSubjectError(error)) this.breaker.failure();
         // The command may still run in Redis (a stall, a lost reply): undo it once Redis answers.
         this.defer({ kind: 'void', subject, ticket });
       }
@@ -321,7 +339,7 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
     const redis = this.redis;
     if (redis === null || this.closing || !this.breaker.probe()) return;
     try {
-      await this.timed('probe', () => redis.ping());
+      await this.timed('probe', () => redis.probe());
       this.breaker.success();
     } catch {
       this.breaker.failure();

@@ -3,6 +3,14 @@ import { randomUUID } from 'node:crypto';
 import { NO_LIMITS } from './limits';
 import { parseAdmission, redisKeys, RedisRateLimitStore } from './redis-store';
 
+async function eventually(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached within the ceiling');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 describe('parseAdmission', () => {
   it('reads an admitted and a refused reply, and an empty state list that cjson wrote as {}', () => {
     expect(parseAdmission('[1,"",0,{}]')).toEqual({ allowed: true, states: [] });
@@ -92,6 +100,16 @@ withRedis('RedisRateLimitStore on a real Redis (REDIS_URL_TEST)', () => {
     });
     await store.release(who, first);
     expect((await store.admit(who, limits, randomUUID())).allowed).toBe(true);
+  });
+
+  it('frees the slot of a voided admission even after its marker expired', async () => {
+    const store = new RedisRateLimitStore(client, { leaseTtlMs: 60_000, prefix, markerTtlMs: 50 });
+    const who = subject();
+    const ticket = randomUUID();
+    expect((await store.admit(who, { ...NO_LIMITS, maxConcurrent: 1 }, ticket)).allowed).toBe(true);
+    await eventually(async () => (await client.exists(store.keys(who).ticket(ticket))) === 0);
+    expect(await store.void(who, ticket)).toBe(false);
+    expect(await client.zcard(store.keys(who).concurrency)).toBe(0);
   });
 
   it('voids a ticket that never ran, so that a late copy of its admission counts nothing', async () => {

@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type Redis from 'ioredis';
 import {
+  NO_LIMITS,
   type Admission,
   LIMIT_TYPES,
   type Limits,
@@ -39,31 +40,45 @@ const ADMIT_SHA = sha1(ADMIT_SCRIPT);
 const RECORD_TOKENS_SHA = sha1(RECORD_TOKENS_SCRIPT);
 const VOID_SHA = sha1(VOID_SCRIPT);
 
-type RawState = [string, number, number, number];
+type RawState = [string, number, number, number, number?];
 const isLimitType = (value: unknown): value is LimitType =>
   typeof value === 'string' && (LIMIT_TYPES as readonly string[]).includes(value);
 
+/** A reply the limiter cannot read: an error of this subject's keys, not of Redis. */
+export class MalformedReplyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MalformedReplyError';
+  }
+}
+
 /** Parses the admission script's reply; anything unexpected is an error, never a silent "allowed". */
 export function parseAdmission(reply: unknown): Admission {
-  if (typeof reply !== 'string') throw new Error('rate-limit script returned no reply');
-  const decoded: unknown = JSON.parse(reply);
+  if (typeof reply !== 'string') throw new MalformedReplyError('rate-limit script returned no reply');
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(reply);
+  } catch {
+    throw new MalformedReplyError('rate-limit script reply is not JSON');
+  }
   if (!Array.isArray(decoded) || decoded.length < 4 || decoded.length > 5)
-    throw new Error('rate-limit script reply is malformed');
+    throw new MalformedReplyError('rate-limit script reply is malformed');
   const [allowed, refused, retryAfterMs, rawStates] = decoded as [unknown, unknown, unknown, unknown];
   // cjson encodes an empty Lua table as {}: no limit was on.
   const list: unknown[] = Array.isArray(rawStates) ? rawStates : [];
   const states: LimitState[] = list.map((raw) => {
-    const [type, limit, remaining, resetMs] = raw as RawState;
-    if (!isLimitType(type)) throw new Error('rate-limit script reply names an unknown limit');
-    return {
+    const [type, limit, remaining, resetMs, burst] = raw as RawState;
+    if (!isLimitType(type)) throw new MalformedReplyError('rate-limit script reply names an unknown limit');
+    const state: LimitState = {
       type,
       limit: Number(limit),
       remaining: Math.max(0, Number(remaining)),
       resetMs: Math.max(0, Number(resetMs)),
     };
+    return burst === undefined ? state : { ...state, burst: Number(burst) };
   });
   if (allowed === 1) return { allowed: true, states };
-  if (!isLimitType(refused)) throw new Error('rate-limit script reply names an unknown limit');
+  if (!isLimitType(refused)) throw new MalformedReplyError('rate-limit script reply names an unknown limit');
   return { allowed: false, limit: refused, retryAfterMs: Math.max(0, Number(retryAfterMs)), states };
 }
 
@@ -148,10 +163,26 @@ export class RedisRateLimitStore implements RateLimitStore {
     );
   }
 
-  /** One PING: how the circuit breaker probes a Redis it stopped using. */
+  /** One PING: the round trip alone (benchmarks). */
   async ping(): Promise<void> {
     const pong = await this.client.ping();
     if (pong !== 'PONG') throw new Error('unexpected PING reply');
+  }
+
+  /**
+   * How the circuit breaker probes a Redis it stopped using: the admission script itself, with no limit
+   * on, so that a Redis that answers PING but cannot run or write (out of memory, a read-only replica, no
+   * script permission) stays out of use.
+   */
+  async probe(): Promise<void> {
+    await this.admit({ keyId: 'probe', tenantId: 'probe' }, NO_LIMITS, randomUUID());
+  }
+
+  /** Loads the scripts (after each connect), so that admissions rarely pay a NOSCRIPT round trip. */
+  async loadScripts(): Promise<void> {
+    await Promise.all(
+      [ADMIT_SCRIPT, VOID_SCRIPT, RECORD_TOKENS_SCRIPT].map((s) => this.client.script('LOAD', s)),
+    );
   }
 
   private clock(): string {

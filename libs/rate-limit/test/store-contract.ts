@@ -154,6 +154,55 @@ export function storeContract(
       expect(lastRemaining).toBe(6500);
     });
 
+    it('reports what a refused request left untouched: the other limits keep the unit it did not spend', async () => {
+      const who = subject();
+      const l = limits({ requestsPerMinute: 10, burst: 10, maxConcurrent: 1, dailyQuota: 5 });
+      expect((await admit(who, l)).allowed).toBe(true);
+      expect(await admit(who, l)).toEqual({
+        allowed: false,
+        limit: 'concurrency',
+        retryAfterMs: 1000,
+        states: [
+          expect.objectContaining({ type: 'requests_per_minute', remaining: 9 }),
+          { type: 'concurrency', limit: 1, remaining: 0, resetMs: 0 },
+          expect.objectContaining({ type: 'daily_quota', remaining: 4 }),
+        ],
+      });
+    });
+
+    it('refuses everything at a rate of 0 (requests or tokens per minute)', async () => {
+      for (const l of [limits({ requestsPerMinute: 0, burst: 1 }), limits({ tokensPerMinute: 0 })]) {
+        const refused = await admit(subject(), l);
+        expect(refused).toMatchObject({
+          allowed: false,
+          retryAfterMs: 60_000,
+          states: [{ limit: 0, remaining: 0 }],
+        });
+      }
+      await s.store.recordTokens(subject(), 10, 0, randomUUID());
+    });
+
+    it('holds the daily quota whatever the clock says, far in the past included', async () => {
+      s.clock.ms = Date.UTC(2020, 0, 1, 12);
+      const who = subject();
+      const quota = limits({ dailyQuota: 2 });
+      const answers = [];
+      for (let i = 0; i < 4; i += 1) answers.push((await admit(who, quota)).allowed);
+      expect(answers).toEqual([true, true, false, false]);
+    });
+
+    it("forgets a bucket's debt once it would have been paid back at the rate it was written with", async () => {
+      const who = subject();
+      for (let i = 0; i < 6; i += 1)
+        expect((await admit(who, limits({ requestsPerMinute: 60, burst: 6 }))).allowed).toBe(true);
+      // 6 requests at 60 per minute are paid back in 6 s; lowered to 1 per minute, they still count until then.
+      expect(await admit(who, limits({ requestsPerMinute: 1, burst: 1 }))).toMatchObject({ allowed: false });
+      s.clock.advance(5999);
+      expect((await admit(who, limits({ requestsPerMinute: 1, burst: 1 }))).allowed).toBe(false);
+      s.clock.advance(1);
+      expect((await admit(who, limits({ requestsPerMinute: 1, burst: 1 }))).allowed).toBe(true);
+    });
+
     it('counts each key on its own', async () => {
       const tenant = `t${randomUUID()}`;
       const a = subject(tenant);

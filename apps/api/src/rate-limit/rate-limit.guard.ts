@@ -62,9 +62,10 @@ export class RateLimitGuard implements CanActivate {
     const res = http.getResponse<Response>();
     const principal = req.auth;
     if (principal === undefined) throw new Error('rate-limited route reached without a principal');
+    const limits = limitsFor(principal, this.config.rateLimit);
     const decision = await this.limiter.admit(
       { keyId: principal.keyId, tenantId: principal.tenantId, tenantName: principal.tenantName },
-      limitsFor(principal, this.config.rateLimit),
+      limits,
     );
     const headers = rateLimitHeaders(decision.states);
     if (headers !== null && !res.headersSent) res.set(headers);
