@@ -200,9 +200,11 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
         this.breaker.success();
         return this.decided(subject, admission, 'redis', ticket);
       } catch (error) {
-        if (!isSubjectError(error)) this.breaker.failure();
-        // The command may still run in Redis (a stall, a lost reply): undo it once Redis answers.
-        this.defer({ kind: 'void', subject, ticket });
+        if (!isSubjectError(error)) {
+          this.breaker.failure();
+          // The command may still run in Redis (a stall, a lost reply): undo it once Redis answers.
+          this.defer({ kind: 'void', subject, ticket });
+        }
       }
     }
     return this.fallback(subject, limits, ticket);
@@ -271,7 +273,9 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
     };
     try {
       await this.timed(work.kind, run);
-    } catch {
+    } catch (error) {
+      // A broken key of this subject will not mend by retrying: the lease TTL frees the slot instead.
+      if (isSubjectError(error)) return;
       this.breaker.failure();
       this.defer(work);
     }
