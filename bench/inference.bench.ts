@@ -41,6 +41,7 @@ import {
   ServerProcess,
   type ServerSpec,
   startBackgroundLoad,
+  runEntryPoint,
 } from './harness';
 import { type Interference, startInterferenceMeter } from './interference';
 import { machineInfo, type MachineInfo, machineRows } from './report';
@@ -1107,15 +1108,4 @@ function toMarkdown(report: InferenceReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`bench: ${signal}, stopping servers\n`);
-    process.exit(130);
-  });
-}
-
-main().catch((error: unknown) => {
-  const cause = error instanceof Error && error.cause instanceof Error ? ` (${error.cause.message})` : '';
-  process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}${cause}\n`);
-  process.exit(1);
-});
+runEntryPoint(main);

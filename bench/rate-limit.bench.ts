@@ -26,7 +26,6 @@ import {
   type RateLimitModuleOptions,
   type RedisRateLimitStore,
 } from '@app/rate-limit';
-import autocannon from 'autocannon';
 import Redis from 'ioredis';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -49,6 +48,7 @@ import {
   type Sample,
   secondsSince,
   ServerProcess,
+  runEntryPoint,
 } from './harness';
 import { type Interference, startInterferenceMeter } from './interference';
 import { machineInfo, type MachineInfo, machineRows } from './report';
@@ -109,63 +109,6 @@ function positiveInteger(name: string, fallback: number): number {
   if (raw === undefined || raw === '') return fallback;
   if (!/^[1-9][0-9]*$/.test(raw)) throw new Error(`${name} must be a positive integer.`);
   return Number(raw);
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Load with an expected status: the harness's `measure` for 200, the same with 400 for the refused body
-
-async function measureStatus(
-  origin: string,
-  request: RequestSpec,
-  durationS: number,
-  connections: number,
-  status: number,
-): Promise<Sample> {
-  if (status >= 200 && status < 300) return measure(origin, request, durationS, connections);
-  const latencyUs = createHistogram({ lowest: 1, highest: 60_000_000, figures: 3 });
-  let expected = 0;
-  let other = 0;
-  let firstOther: number | null = null;
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon(
-      {
-        url: new URL(request.path, origin).toString(),
-        method: request.method ?? 'GET',
-        headers: request.headers,
-        body: request.body,
-        connections,
-        duration: durationS,
-        pipelining: 1,
-        timeout: 10,
-      },
-      (error, res) => (error ? reject(error) : resolve(res)),
-    );
-    instance.on(
-      'response',
-      (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
-        if (statusCode === status) {
-          expected++;
-          latencyUs.record(Math.max(1, Math.round(responseTimeMs * 1000)));
-        } else {
-          other++;
-          firstOther ??= statusCode;
-        }
-      },
-    );
-  });
-  if (result.errors > 0 || other > 0) {
-    throw new Error(
-      `${request.method ?? 'GET'} ${origin}${request.path}: ${result.errors} errors (${result.timeouts} timeouts), ` +
-        `${other} responses other than ${status} (first: ${firstOther ?? 'none'}) out of ${result.totalCompletedRequests}`,
-    );
-  }
-  return {
-    reqPerSec: expected / result.duration,
-    requests: expected,
-    durationS: result.duration,
-    p50Ms: latencyUs.percentile(50) / 1000,
-    p99Ms: latencyUs.percentile(99) / 1000,
-  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -437,7 +380,7 @@ async function runArm(
   const redisCpu = measured && redisPid !== null ? cpuSeconds(redisPid) : Number.NaN;
   let sample: HttpSample;
   try {
-    sample = await measureStatus(server.origin, arm.request, durationS, arm.connections, arm.expectStatus);
+    sample = await measure(server.origin, arm.request, durationS, arm.connections, arm.expectStatus);
   } catch (error) {
     await new Promise((resolve) => setTimeout(resolve, 200));
     if (!server.alive) throw new Error(`${arm.name}: ${server.describeExit()}`, { cause: error });
@@ -1338,15 +1281,4 @@ function toMarkdown(report: RateLimitReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`bench: ${signal}, stopping servers\n`);
-    process.exit(130);
-  });
-}
-
-main().catch((error: unknown) => {
-  const cause = error instanceof Error && error.cause instanceof Error ? ` (${error.cause.message})` : '';
-  process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}${cause}\n`);
-  process.exit(1);
-});
+runEntryPoint(main);

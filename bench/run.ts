@@ -14,6 +14,7 @@ import {
   REPO_ROOT,
   runBench,
   secondsSince,
+  runEntryPoint,
 } from './harness';
 import { authOverheadBench } from './auth-overhead.bench';
 import { httpOverheadBench } from './http-overhead.bench';
@@ -83,14 +84,4 @@ async function main(): Promise<void> {
   }
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`bench: ${signal}, stopping servers\n`);
-    process.exit(130);
-  });
-}
-
-main().catch((error: unknown) => {
-  process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+runEntryPoint(main);
