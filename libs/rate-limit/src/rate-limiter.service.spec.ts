@@ -11,6 +11,7 @@ import { RateLimitHealthIndicator } from './rate-limit.health';
 import { RateLimitModule } from './rate-limit.module';
 import { limiterRedisOptions, type RateLimitLogger, type RateLimitModuleOptions } from './rate-limit.options';
 import { type Decision, RateLimiter, RateLimitUnavailableError } from './rate-limiter.service';
+import { eventually } from '../test/eventually';
 
 const TIMEOUT_MS = 150;
 /** A generous bound on one admission while Redis is down: the timeout plus scheduling noise. */
@@ -90,14 +91,6 @@ async function timedAdmit(limiter: RateLimiter, who: ReturnType<typeof subject>,
   const started = performance.now();
   const decision = await limiter.admit(who, limits);
   return { decision, ms: performance.now() - started };
-}
-
-async function eventually(check: () => boolean | Promise<boolean>, ceilingMs = 15_000): Promise<void> {
-  const deadline = Date.now() + ceilingMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached within the ceiling');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 afterEach(() => register.clear());

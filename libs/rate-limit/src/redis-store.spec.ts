@@ -2,14 +2,7 @@ import Redis from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { NO_LIMITS } from './limits';
 import { parseAdmission, redisKeys, RedisRateLimitStore } from './redis-store';
-
-async function eventually(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached within the ceiling');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+import { eventually } from '../test/eventually';
 
 describe('parseAdmission', () => {
   it('reads an admitted and a refused reply, and an empty state list that cjson wrote as {}', () => {
