@@ -3,7 +3,7 @@ import eslint from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
-const libAliases = ['monitoring', 'safety', 'config-files', 'rate-limit'];
+const libAliases = ['monitoring', 'safety', 'config-files', 'rate-limit', 'gpu'];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'data/**', 'bench/results/**'] },

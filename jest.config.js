@@ -16,6 +16,7 @@ const shared = {
     '^@app/monitoring$': '<rootDir>/libs/monitoring/src',
     '^@app/safety$': '<rootDir>/libs/safety/src',
     '^@app/rate-limit$': '<rootDir>/libs/rate-limit/src',
+    '^@app/gpu$': '<rootDir>/libs/gpu/src',
     '^@app/config-files$': '<rootDir>/libs/config-files/src',
   },
 };

@@ -1,0 +1,66 @@
+import { Injectable } from '@nestjs/common';
+import { InjectMetric } from '@app/monitoring';
+import type { Histogram } from 'prom-client';
+import type { GpuCollector } from './gpu-collector';
+import { GPU_METRICS } from './gpu.metrics';
+import { GpuTelemetry } from './gpu-telemetry.service';
+
+/**
+ * The longest a batch waits for its before-sample. NVML answers in well under a millisecond; a sample
+ * that takes longer (the collector is busy with a poll of many GPUs, or sick) is given up and the batch
+ * runs unmeasured.
+ */
+export const SAMPLE_TIMEOUT_MS = 100;
+
+/**
+ * Per-batch GPU memory: this process's memory on every device, from NVML's running-process lists, before
+ * and after a batch; the difference goes to `vla_inference_gpu_memory_delta_bytes{model}`. Measured only
+ * while NVML telemetry is up (nvidia-smi is far too slow to run per batch). Batches that overlap on
+ * several Workers share the process's memory, so each one's delta includes the others' allocations.
+ */
+@Injectable()
+export class GpuMemoryTracker {
+  constructor(
+    private readonly telemetry: GpuTelemetry,
+    @InjectMetric(GPU_METRICS.inferenceMemoryDelta) private readonly delta: Histogram<string>,
+  ) {}
+
+  /** Whether a batch started now would be measured. */
+  get active(): boolean {
+    return this.telemetry.nvml !== undefined;
+  }
+
+  /**
+   * Takes the before-sample of one batch of `model`. Resolves to the function to call once the batch has
+   * finished (it samples again off the request path and records the delta), or undefined when this batch
+   * is not measured. Never rejects.
+   */
+  async begin(model: string): Promise<(() => void) | undefined> {
+    const collector = this.telemetry.nvml;
+    if (collector === undefined) return undefined;
+    const before = await this.sample(collector);
+    if (before === undefined) return undefined;
+    return () => {
+      void this.sample(collector).then((after) => {
+        if (after !== undefined) this.delta.observe({ model }, after - before);
+      });
+    };
+  }
+
+  private async sample(collector: GpuCollector): Promise<number | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const memory = await Promise.race([
+        collector.processMemory(this.telemetry.trackedPid),
+        new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), SAMPLE_TIMEOUT_MS);
+        }),
+      ]);
+      return memory?.totalBytes;
+    } catch {
+      return undefined; // The poll reports collector failures; a batch just goes unmeasured.
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
