@@ -1,5 +1,6 @@
 import { type DynamicModule, Module, type ModuleMetadata } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
+import { GpuModule } from '@app/gpu';
 import { MonitoringModule } from '@app/monitoring';
 import { RateLimitModule } from '@app/rate-limit';
 import { SafetyModule } from '@app/safety';
@@ -47,6 +48,13 @@ export class AppModule {
           breakerThreshold: config.rateLimit.breakerThreshold,
           breakerCooldownMs: config.rateLimit.breakerCooldownMs,
           leaseTtlMs: config.rateLimit.leaseTtlMs,
+          logger,
+        }),
+        GpuModule.forRoot({
+          pollIntervalMs: config.gpu.pollIntervalMs,
+          collectTimeoutMs: config.gpu.collectTimeoutMs,
+          nvmlLibraryPath: config.gpu.nvmlLibraryPath,
+          nvidiaSmiPath: config.gpu.nvidiaSmiPath,
           logger,
         }),
         DatabaseModule,

@@ -1,6 +1,15 @@
 import { Inject } from '@nestjs/common';
 import { isAbsolute, resolve } from 'node:path';
-import { ConfigError, type Env, type EnvVarName, booleanVar, enumVar, integerVar, readVar } from './env-vars';
+import {
+  ConfigError,
+  type Env,
+  type EnvVarName,
+  booleanVar,
+  decimalVar,
+  enumVar,
+  integerVar,
+  readVar,
+} from './env-vars';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -69,6 +78,13 @@ export interface AppConfig {
     readonly breakerThreshold: number;
     readonly breakerCooldownMs: number;
     readonly leaseTtlMs: number;
+  };
+  readonly gpu: {
+    /** 0: telemetry off. */
+    readonly pollIntervalMs: number;
+    readonly collectTimeoutMs: number;
+    readonly nvmlLibraryPath: string;
+    readonly nvidiaSmiPath: string;
   };
   readonly auth: {
     /** null when unset: a fixed domain key is used. */
@@ -187,6 +203,19 @@ function limitVar(env: Env, name: EnvVarName, max: number): number | null {
   return readVar(env, name) === undefined ? null : integerVar(env, name, 0, 1, max);
 }
 
+function gpuConfig(env: Env): AppConfig['gpu'] {
+  const interval = decimalVar(env, 'GPU_METRICS_POLL_INTERVAL_SECONDS', 5, 0, 3600);
+  if (interval > 0 && interval < 0.05) {
+    throw new ConfigError('GPU_METRICS_POLL_INTERVAL_SECONDS must be 0 (off) or a number from 0.05 to 3600.');
+  }
+  return {
+    pollIntervalMs: Math.round(interval * 1000),
+    collectTimeoutMs: Math.round(decimalVar(env, 'GPU_COLLECT_TIMEOUT_SECONDS', 3, 0.05, 60) * 1000),
+    nvmlLibraryPath: readVar(env, 'NVML_LIBRARY_PATH')?.trim() || 'libnvidia-ml.so.1',
+    nvidiaSmiPath: readVar(env, 'NVIDIA_SMI_PATH')?.trim() || 'nvidia-smi',
+  };
+}
+
 function rateLimitConfig(env: Env): AppConfig['rateLimit'] {
   return {
     defaults: {
@@ -227,6 +256,7 @@ export function loadConfig(env: Env, options: { cwd?: string; version?: string }
     metrics: metricsConfig(env),
     auth: authConfig(env),
     rateLimit: rateLimitConfig(env),
+    gpu: gpuConfig(env),
     robots: { dir: folderVar(env, 'ROBOTS_DIR', 'config/robots', options.cwd ?? process.cwd()) },
     models: {
       dir: folderVar(env, 'MODELS_DIR', 'models', options.cwd ?? process.cwd()),

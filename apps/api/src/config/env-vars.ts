@@ -216,6 +216,30 @@ export const ENV_VARS = [
       'How long a concurrency slot lives if its request never releases it (a replica died); keep it above the longest request (1-86400).',
   },
   {
+    name: 'GPU_METRICS_POLL_INTERVAL_SECONDS',
+    default: '5',
+    description:
+      'How often GPU telemetry is collected, in seconds (decimals allowed, 0.05-3600); `0` turns it off. Collections never overlap; while they fail the interval doubles up to 60 s.',
+  },
+  {
+    name: 'GPU_COLLECT_TIMEOUT_SECONDS',
+    default: '3',
+    description:
+      'The longest one GPU collection may take (0.05-60, decimals allowed); past it the collection counts as failed (`timeout`) and the next waits for it to end.',
+  },
+  {
+    name: 'NVML_LIBRARY_PATH',
+    default: 'libnvidia-ml.so.1',
+    description:
+      'The NVML library: a file path, or a name the dynamic loader searches for. When it cannot be loaded, `nvidia-smi` is used.',
+  },
+  {
+    name: 'NVIDIA_SMI_PATH',
+    default: 'nvidia-smi',
+    description:
+      'The `nvidia-smi` command, the fallback when NVML cannot be loaded (a path, or a name on `PATH`). With neither, GPU telemetry is off and the server runs.',
+  },
+  {
     name: 'SHUTDOWN_DRAIN_DELAY_MS',
     default: '0',
     description:
@@ -277,6 +301,16 @@ export function integerVar(env: Env, name: EnvVarName, def: number, min: number,
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new ConfigError(`${name} must be an integer from ${min} to ${max}.`);
   }
+  return value;
+}
+
+/** A decimal number from `min` to `max` (`0.5`, `5`), or `def` when unset. */
+export function decimalVar(env: Env, name: EnvVarName, def: number, min: number, max: number): number {
+  const raw = readVar(env, name)?.trim();
+  if (raw === undefined) return def;
+  const value = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(value >= min && value <= max))
+    throw new ConfigError(`${name} must be a number from ${min} to ${max}.`);
   return value;
 }
 

@@ -8,6 +8,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { performance } from 'node:perf_hooks';
+import { GpuHealthIndicator } from '@app/gpu';
 import { RateLimitHealthIndicator } from '@app/rate-limit';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { Public, RequireScope } from '../auth/auth.decorators';
@@ -37,6 +38,7 @@ export class HealthController {
     private readonly redis: RedisHealthIndicator,
     private readonly models: ModelsHealthIndicator,
     private readonly rateLimit: RateLimitHealthIndicator,
+    private readonly gpu: GpuHealthIndicator,
   ) {}
 
   /** Liveness: the process answers. Depends on nothing, and stays 200 while draining (a restart would cut requests). */
@@ -107,6 +109,8 @@ export class HealthController {
         () => this.redis.check('redis'),
         () => this.rateLimit.check('rate_limit'),
         () => this.models.check('models'),
+        // Not in readiness: a replica on CPU, or one whose GPU telemetry fails, still serves.
+        () => this.gpu.check('gpu'),
       ]);
       return { status: result.status, checks: result.details };
     } catch (error) {

@@ -1,4 +1,5 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { GpuMemoryTracker } from '@app/gpu';
 import { InjectMetric } from '@app/monitoring';
 import { RobotProfiles } from '@app/safety';
 import { performance } from 'node:perf_hooks';
@@ -8,6 +9,7 @@ import { APP_CONFIG, type AppConfig } from '../config';
 import { ROOT_LOGGER } from '../logging/logging.constants';
 import type { ModelConfig } from './model-config';
 import { checkModelAgainstProfiles, loadModelConfigs } from './model-config.loader';
+import { GpuMeasuredRunner } from './gpu-measured-runner';
 import { type QueueSnapshot, ModelScheduler } from './model-scheduler';
 import { ModelWorkers } from './model-workers';
 import { INFERENCE_METRICS } from './inference.metrics-names';
@@ -53,6 +55,7 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
     @Inject(ROOT_LOGGER) private readonly logger: Logger,
     @Inject(MODEL_CONFIGS) configs: readonly ModelConfig[] | null,
     profiles: RobotProfiles,
+    private readonly gpuMemory: GpuMemoryTracker,
     @InjectMetric(INFERENCE_METRICS.workerCrashes) private readonly crashes: Counter<'model'>,
     @InjectMetric(INFERENCE_METRICS.compute) private readonly compute: Histogram<'model' | 'device'>,
     @InjectMetric(INFERENCE_METRICS.batchSize) private readonly batchSize: Histogram<'model'>,
@@ -163,7 +166,11 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
         workers = await attempt(['cpu']);
       }
       entry.workers = workers;
-      entry.scheduler = new ModelScheduler(config, workers, {
+      // Only a model on the GPU has a per-batch GPU memory delta; measuring a CPU model's would cost it
+      // a sample per batch for a number that is always 0.
+      const runner =
+        entry.device === 'cuda' ? new GpuMeasuredRunner(workers, this.gpuMemory, config.id) : workers;
+      entry.scheduler = new ModelScheduler(config, runner, {
         onDequeue: (waitedMs) => this.queueWait.observe({ model: config.id }, waitedMs / 1000),
         onBatch: (size, result) => {
           entry.batchSizes.set(size, (entry.batchSizes.get(size) ?? 0) + 1);

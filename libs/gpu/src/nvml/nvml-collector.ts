@@ -127,7 +127,7 @@ export class NvmlCollector implements GpuCollector {
     if (this.exited !== undefined) return Promise.reject(this.exited);
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (value: never) => void, reject });
+      this.pending.set(id, { resolve, reject });
       this.worker.postMessage(build(id));
     });
   }

@@ -177,7 +177,7 @@ export function loadNvml(path: string): NvmlFunctions {
     nvmlDeviceGetComputeRunningProcesses: processesV2 ?? processesV1 ?? (() => NVML.ERROR_FUNCTION_NOT_FOUND),
     processInfoSize: processesV2 === undefined && processesV1 !== undefined ? 16 : 24,
   };
-  // Each declaration above carries the nvml.h signature of the name it was bound to; koffi checks the
-  // arguments at call time, so the cast only restores the parameter names for the compiler.
-  return functions as unknown as NvmlFunctions;
+  // Each declaration carries the nvml.h signature of the name it was bound to, and koffi checks the
+  // arguments of every call against it; the interface gives the compiler the same parameters.
+  return functions;
 }
