@@ -20,6 +20,11 @@ export const SAMPLE_TIMEOUT_MS = 100;
  */
 @Injectable()
 export class GpuMemoryTracker {
+  /** Measured batches running now, in every model (the memory is the process's). */
+  private running = 0;
+  /** The after-sample of the last batch to end, when no batch has started since: the next one's before. */
+  private idleSample: Promise<number | undefined> | undefined;
+
   constructor(
     private readonly telemetry: GpuTelemetry,
     @InjectMetric(GPU_METRICS.inferenceMemoryDelta) private readonly delta: Histogram<string>,
@@ -33,16 +38,29 @@ export class GpuMemoryTracker {
   /**
    * Takes the before-sample of one batch of `model`. Resolves to the function to call once the batch has
    * finished (it samples again off the request path and records the delta), or undefined when this batch
-   * is not measured. Never rejects.
+   * is not measured. Never rejects. When no batch ran since the previous one ended, that one's
+   * after-sample is this one's before: back-to-back batches pay for one sample each, not two.
    */
   async begin(model: string): Promise<(() => void) | undefined> {
     const collector = this.telemetry.nvml;
     if (collector === undefined) return undefined;
-    const before = await this.sample(collector);
-    if (before === undefined) return undefined;
+    const reused = this.running === 0 ? this.idleSample : undefined;
+    this.idleSample = undefined;
+    this.running++;
+    const before = await (reused ?? this.sample(collector));
+    if (before === undefined) {
+      this.running--;
+      return undefined;
+    }
+    let ended = false;
     return () => {
-      void this.sample(collector).then((after) => {
-        if (after !== undefined) this.delta.observe({ model }, after - before);
+      if (ended) return;
+      ended = true;
+      this.running--;
+      const after = this.sample(collector);
+      if (this.running === 0) this.idleSample = after;
+      void after.then((bytes) => {
+        if (bytes !== undefined) this.delta.observe({ model }, bytes - before);
       });
     };
   }

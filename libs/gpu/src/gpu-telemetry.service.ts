@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Counter, Gauge, Histogram } from 'prom-client';
 import { CollectionError, type CollectionErrorReason, type GpuCollector } from './gpu-collector';
 import { COMPUTE_MODES, type GpuDevice, type GpuSnapshot, type GpuSource } from './gpu-snapshot';
-import { GPU_METRICS } from './gpu.metrics';
+import { GPU_METRICS, type GpuMetrics } from './gpu.metrics';
 import { GPU_OPTIONS, type GpuModuleOptions } from './gpu.options';
 import { CounterSeries, GaugeSeries } from './metric-series';
 import { NvmlCollector } from './nvml/nvml-collector';
@@ -129,6 +129,31 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
     };
     this.energySeries = new CounterSeries(energy);
     this.upSeries = series(up);
+  }
+
+  /** A telemetry outside Nest (benchmarks, tests), recording into `m` (see `gpuMetricsIn`). */
+  static standalone(options: GpuModuleOptions, m: GpuMetrics): GpuTelemetry {
+    return new GpuTelemetry(
+      options,
+      m.utilization,
+      m.memoryCopyUtilization,
+      m.memoryUsed,
+      m.memoryTotal,
+      m.memoryUtilization,
+      m.temperature,
+      m.power,
+      m.powerLimit,
+      m.energy,
+      m.computeMode,
+      m.clock,
+      m.processMemory,
+      m.deviceHealthy,
+      m.info,
+      m.collectorUp,
+      m.collectionErrors,
+      m.lastSuccess,
+      m.collectionDuration,
+    );
   }
 
   /** Finds a source and runs the first collection, waiting at most `startWaitMs` for both. */

@@ -10,7 +10,7 @@ export {
 } from './gpu-telemetry.service';
 export { GpuMemoryTracker, SAMPLE_TIMEOUT_MS } from './gpu-memory-tracker.service';
 export { GpuHealthIndicator } from './gpu.health';
-export { GPU_METRICS, DEVICE_LABELS } from './gpu.metrics';
+export { GPU_METRICS, DEVICE_LABELS, gpuMetricsIn, type GpuMetrics } from './gpu.metrics';
 export {
   COLLECTION_ERROR_REASONS,
   CollectionError,

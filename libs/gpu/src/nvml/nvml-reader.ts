@@ -87,7 +87,8 @@ export class NvmlReader {
   snapshot(skip: ReadonlySet<number> = new Set()): GpuSnapshot {
     const started = performance.now();
     const devices: GpuDevice[] = [];
-    for (let index = 0; index < this.deviceCount(); index++) {
+    const count = this.deviceCount();
+    for (let index = 0; index < count; index++) {
       if (skip.has(index)) continue;
       devices.push(this.readDevice(index));
     }
@@ -104,7 +105,8 @@ export class NvmlReader {
   processMemory(pid: number): ProcessGpuMemory {
     const perDevice: Record<number, number> = {};
     let totalBytes = 0;
-    for (let index = 0; index < this.deviceCount(); index++) {
+    const count = this.deviceCount();
+    for (let index = 0; index < count; index++) {
       let processes: GpuProcess[] | undefined;
       try {
         processes = this.processes(this.handle(index));
