@@ -4,7 +4,7 @@
 // fake libnvidia-ml.so.1 (compiled from C; the NVML calls go through koffi in the collector's Worker, as on
 // a GPU host). Also the cost of one sample on its own. Interleaved rounds, all arms in one run; writes
 // bench/results/<date>-<host>-gpu-memory.{json,md}.
-import { GpuMemoryTracker, GpuTelemetry, NvmlCollector, gpuMetricsIn } from '@app/gpu';
+import { GpuMemoryTracker, GpuTelemetry, type NvmlCollector, gpuMetricsIn } from '@app/gpu';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -14,6 +14,7 @@ import { GpuMeasuredRunner } from '../apps/api/src/inference/gpu-measured-runner
 import { type BatchRunner, ModelScheduler } from '../apps/api/src/inference/model-scheduler';
 import { ModelWorkers } from '../apps/api/src/inference/model-workers';
 import type { WorkItem } from '../apps/api/src/inference/tensor-prep';
+// eslint-disable-next-line no-restricted-imports -- the lib's test fake of NVML (compiled from C), not its API
 import { FakeNvml, twoDeviceState } from '../libs/gpu/test/fake-nvml';
 import { machineInfo } from './report';
 import { ratios, summarize, type Summary } from './stats';

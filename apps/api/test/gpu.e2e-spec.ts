@@ -1,4 +1,5 @@
 import { GpuTelemetry } from '@app/gpu';
+// eslint-disable-next-line no-restricted-imports -- the lib's test fakes (a compiled NVML, an nvidia-smi script), not its API
 import {
   cCompiler,
   FakeNvml,
@@ -6,6 +7,7 @@ import {
   NO_COMPILER_MESSAGE,
   twoDeviceState,
 } from '../../../libs/gpu/test/fake-nvml';
+// eslint-disable-next-line no-restricted-imports -- the lib's test fake of nvidia-smi, not its API
 import { FakeNvidiaSmi, twoGpuSmiState } from '../../../libs/gpu/test/fake-nvidia-smi';
 import { bootstrapKeyOf } from './support/api-keys';
 import { eventually } from './support/eventually';

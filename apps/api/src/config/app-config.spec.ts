@@ -140,6 +140,12 @@ describe('loadConfig', () => {
         breakerCooldownMs: 1000,
         leaseTtlMs: 600_000,
       },
+      gpu: {
+        pollIntervalMs: 5000,
+        collectTimeoutMs: 3000,
+        nvmlLibraryPath: 'libnvidia-ml.so.1',
+        nvidiaSmiPath: 'nvidia-smi',
+      },
     });
   });
 
@@ -735,6 +741,40 @@ describe('BOOTSTRAP_KEY', () => {
   it('refuses anything else, naming the variable', () => {
     expect(expectRefused({ BOOTSTRAP_KEY: 'maybe' }, 'BOOTSTRAP_KEY')).toBe(
       'BOOTSTRAP_KEY must be on or off.',
+    );
+  });
+});
+
+describe('GPU telemetry variables', () => {
+  it('reads the poll interval and the collection timeout in seconds, decimals allowed, kept in milliseconds', () => {
+    const config = load({
+      GPU_METRICS_POLL_INTERVAL_SECONDS: '0.25',
+      GPU_COLLECT_TIMEOUT_SECONDS: '1.5',
+      NVML_LIBRARY_PATH: ' /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1 ',
+      NVIDIA_SMI_PATH: '/usr/bin/nvidia-smi',
+    });
+    expect(config.gpu).toEqual({
+      pollIntervalMs: 250,
+      collectTimeoutMs: 1500,
+      nvmlLibraryPath: '/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1',
+      nvidiaSmiPath: '/usr/bin/nvidia-smi',
+    });
+  });
+
+  it('0 turns telemetry off', () => {
+    expect(load({ GPU_METRICS_POLL_INTERVAL_SECONDS: '0' }).gpu.pollIntervalMs).toBe(0);
+  });
+
+  it.each(['-1', '3601', '0.01', 'fast', '1e3', '5s'])(
+    'refuses a poll interval of %j, naming the variable',
+    (value) => {
+      expectRefused({ GPU_METRICS_POLL_INTERVAL_SECONDS: value }, 'GPU_METRICS_POLL_INTERVAL_SECONDS');
+    },
+  );
+
+  it.each(['0', '0.01', '61', 'soon'])('refuses a collection timeout of %j, naming the variable', (value) => {
+    expect(expectRefused({ GPU_COLLECT_TIMEOUT_SECONDS: value }, 'GPU_COLLECT_TIMEOUT_SECONDS')).toBe(
+      'GPU_COLLECT_TIMEOUT_SECONDS must be a number from 0.05 to 60.',
     );
   });
 });
