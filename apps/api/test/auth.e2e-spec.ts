@@ -787,6 +787,8 @@ describe('scopes, tenants and the metrics endpoint (SQLite)', () => {
             unavailable: [],
             stalled: [],
           },
+          // No GPU on this machine: telemetry reports itself off, and up.
+          gpu: expect.objectContaining({ status: 'up', telemetry: 'disabled', devices: 0 }) as unknown,
         },
       });
     });
@@ -822,6 +824,8 @@ describe('database outage (SQLite)', () => {
             unavailable: [],
             stalled: [],
           },
+          // No GPU on this machine: telemetry reports itself off, and up.
+          gpu: expect.objectContaining({ status: 'up', telemetry: 'disabled', devices: 0 }) as unknown,
         },
       });
       // Still the scope of the cached key: no more than it had.

@@ -413,7 +413,8 @@ describe('the slow model: queue limits, deadlines, disconnects, crashes (TESTS L
     const runs0 = await runs();
     const running = a.post(body());
     await eventually(async () => (await queue()).workers_busy === 1);
-    const late = await b.post(body({ deadline_ms: 50 }));
+    // Far less than what is left of the running request's 70-200 ms (by CPU) run.
+    const late = await b.post(body({ deadline_ms: 10 }));
     expect(late.status).toBe(504);
     expect(late.json.error.code).toBe('deadline_exceeded');
     expect((await running).status).toBe(200);
@@ -552,16 +553,28 @@ describe('models that fail to load (TESTS F10a)', () => {
 
 describe('a stalled model (MODEL_STALL_TIMEOUT_MS)', () => {
   it('turns readiness 503 while pending work makes no progress, and back to 200 once it does', async () => {
-    // Stall timeout 100 ms, shorter than one ~200 ms run of the slow model: a run in progress looks wedged.
-    const { t, a, opsKey } = await setUp({ MODEL_STALL_TIMEOUT_MS: '100' });
+    // Stall timeout 100 ms, far shorter than a batch of seven of the slow model (several times one run,
+    // which takes 70-200 ms depending on the CPU): a batch in progress looks wedged.
+    const dir = makeModelsDir({
+      'demo-policy-slow': {
+        from: 'demo-policy-slow',
+        yaml: { max_batch_size: 8, batch_timeout_ms: 50, queue_capacity: 16 },
+      },
+    });
+    const { t, a, opsKey } = await setUp({ MODEL_STALL_TIMEOUT_MS: '100', MODELS_DIR: dir });
     try {
       const raw = Buffer.alloc(224 * 224 * 3, 50).toString('base64');
-      const running = a.post({
-        model: 'demo-policy-slow',
-        robot_type: 'franka_panda',
-        images: { primary: { format: 'raw', shape: [224, 224, 3], data: raw } },
-        state: HOME,
-      });
+      // The first runs alone at once; the other seven wait for it and then run as one batch.
+      const running = Promise.all(
+        Array.from({ length: 8 }, () =>
+          a.post({
+            model: 'demo-policy-slow',
+            robot_type: 'franka_panda',
+            images: { primary: { format: 'raw', shape: [224, 224, 3], data: raw } },
+            state: HOME,
+          }),
+        ),
+      );
       let detailed: { checks: { models: { status: string; stalled: { id: string }[] } } } | undefined;
       await eventually(async () => {
         const ready = await t.fetch('/health/ready');
@@ -571,7 +584,7 @@ describe('a stalled model (MODEL_STALL_TIMEOUT_MS)', () => {
         return detailed?.checks.models.status === 'down';
       });
       expect(detailed?.checks.models.stalled.map((s) => s.id)).toEqual(['demo-policy-slow']);
-      expect((await running).status).toBe(200);
+      expect((await running).map((r) => r.status)).toEqual(new Array(8).fill(200));
       await eventually(async () => (await t.fetch('/health/ready')).status === 200);
     } finally {
       await t.close();

@@ -19,7 +19,7 @@ export const COLLECTION_ERROR_REASONS = [
 ] as const;
 export type CollectionErrorReason = (typeof COLLECTION_ERROR_REASONS)[number];
 
-/** A collection that produced no snapshot. The message never holds anything secret (paths, codes). */
+/** A collection that produced no snapshot. The message says what failed, never anything secret. */
 export class CollectionError extends Error {
   constructor(
     readonly reason: CollectionErrorReason,

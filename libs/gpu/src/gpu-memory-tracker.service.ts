@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectMetric } from '@app/monitoring';
+import { performance } from 'node:perf_hooks';
 import type { Histogram } from 'prom-client';
 import type { GpuCollector } from './gpu-collector';
 import { GPU_METRICS } from './gpu.metrics';
@@ -11,6 +12,8 @@ import { GpuTelemetry } from './gpu-telemetry.service';
  * runs unmeasured.
  */
 export const SAMPLE_TIMEOUT_MS = 100;
+/** How old the previous batch's after-sample may be to serve as the next batch's before-sample. */
+export const REUSE_MAX_AGE_MS = 100;
 
 /**
  * Per-batch GPU memory: this process's memory on every device, from NVML's running-process lists, before
@@ -23,7 +26,7 @@ export class GpuMemoryTracker {
   /** Measured batches running now, in every model (the memory is the process's). */
   private running = 0;
   /** The after-sample of the last batch to end, when no batch has started since: the next one's before. */
-  private idleSample: Promise<number | undefined> | undefined;
+  private idleSample: { readonly bytes: Promise<number | undefined>; readonly at: number } | undefined;
 
   constructor(
     private readonly telemetry: GpuTelemetry,
@@ -43,11 +46,19 @@ export class GpuMemoryTracker {
    */
   async begin(model: string): Promise<(() => void) | undefined> {
     const collector = this.telemetry.nvml;
-    if (collector === undefined) return undefined;
-    const reused = this.running === 0 ? this.idleSample : undefined;
+    if (collector === undefined) {
+      this.idleSample = undefined; // This batch runs unmeasured and may allocate: no reuse past it.
+      return undefined;
+    }
+    // Reused only when fresh: memory may change between batches (a model loading, a Worker replaced).
+    const idle = this.idleSample;
+    const reused =
+      this.running === 0 && idle !== undefined && performance.now() - idle.at <= REUSE_MAX_AGE_MS
+        ? idle.bytes
+        : undefined;
     this.idleSample = undefined;
     this.running++;
-    const before = await (reused ?? this.sample(collector));
+    const before = (reused === undefined ? undefined : await reused) ?? (await this.sample(collector));
     if (before === undefined) {
       this.running--;
       return undefined;
@@ -58,7 +69,7 @@ export class GpuMemoryTracker {
       ended = true;
       this.running--;
       const after = this.sample(collector);
-      if (this.running === 0) this.idleSample = after;
+      if (this.running === 0) this.idleSample = { bytes: after, at: performance.now() };
       void after.then((bytes) => {
         if (bytes !== undefined) this.delta.observe({ model }, bytes - before);
       });

@@ -41,6 +41,10 @@ const DEFAULT_MAX_BACKOFF_MS = 60_000;
 const DEFAULT_START_WAIT_MS = 2_000;
 /** NVML's start can take seconds on a host with many GPUs and no persistence daemon. */
 const NVML_START_TIMEOUT_MS = 15_000;
+/** A poll running longer than this makes batches skip their memory samples (the tracker's timeout). */
+const SAMPLE_WAIT_MS = 100;
+/** The longest shutdown waits for a start in progress, and for the collector to close. */
+const SHUTDOWN_WAIT_MS = 2_000;
 
 /**
  * Polls the GPUs every `pollIntervalMs`, off the request path: NVML in its own Worker thread, or
@@ -174,8 +178,16 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
     const previous = this.state;
     this.state = 'stopped';
     clearTimeout(this.timer);
-    await this.started;
-    // A collection hung in the driver is not waited for: shutdown terminates its thread.
+    // A start still waiting on NVML is not waited for long: it closes what it finds once it sees `stopped`.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.started,
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, SHUTDOWN_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    // A collection hung in the driver is waited for only briefly (see NvmlCollector.close).
     if (previous !== 'disabled') await this.collector?.close().catch(() => undefined);
   }
 
@@ -192,7 +204,10 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
       reason: this.reason,
       lastSuccessAt: this.lastSuccessAt,
       consecutiveFailures: this.failures,
-      hungSince: this.inFlightSince !== null && this.failures > 0 ? this.inFlightSince : null,
+      hungSince:
+        this.inFlightSince !== null && Date.now() - this.inFlightSince >= this.options.collectTimeoutMs
+          ? this.inFlightSince
+          : null,
       snapshot: this.view(),
     };
   }
@@ -206,9 +221,10 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
 
   /** The collector in use when it is NVML and answering: what per-batch memory tracking may call. */
   get nvml(): GpuCollector | undefined {
-    return this.state === 'running' && this.source === 'nvml' && this.inFlight === undefined
-      ? this.collector
-      : undefined;
+    // A poll in progress is no reason to skip a sample (it waits behind a millisecond of NVML calls), but
+    // one that has taken longer than a sample may wait is: batches do not queue behind a slow driver.
+    const slow = this.inFlightSince !== null && Date.now() - this.inFlightSince > SAMPLE_WAIT_MS;
+    return this.state === 'running' && this.source === 'nvml' && !slow ? this.collector : undefined;
   }
 
   /** The process this telemetry tracks. */
@@ -221,7 +237,7 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
     return this.lastGood?.devices.some((d) => d.processes?.some((p) => p.pid === this.pid) ?? false) ?? false;
   }
 
-  /** The collection timeout, which also bounds per-batch memory samples. */
+  /** The collection timeout. */
   get collectTimeoutMs(): number {
     return this.options.collectTimeoutMs;
   }
@@ -275,6 +291,7 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   private disable(reason: string): void {
+    if (this.stopped) return;
     this.state = 'disabled';
     this.reason = reason;
     this.upSeries.set({ source: 'none' }, 0);
@@ -287,6 +304,9 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
     if (this.stopped || this.collector === undefined) return;
     if (this.inFlight === undefined) {
       await this.collectOnce(this.collector);
+    } else {
+      // Still stuck in the driver: no second collection, and the wait before the next look doubles.
+      this.failures++;
     }
     if (this.stopped) return;
     const delay =
@@ -367,8 +387,10 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
         lost.nextProbeAt = now + Math.min(this.options.pollIntervalMs * 2 ** lost.probes, this.maxBackoffMs);
       }
     }
+    // An unhealthy device keeps the identity it had (nvidia-smi's error line for it has none).
+    const known = new Map((this.lastGood?.devices ?? []).map((d) => [d.index, d]));
+    const devices = fresh.devices.map((d) => (d.healthy ? d : withIdentity(d, known.get(d.index))));
     // Devices skipped this time keep their unhealthy record.
-    const devices = [...fresh.devices];
     for (const [index, lost] of this.lost) if (!read.has(index)) devices.push(lost.device);
     devices.sort((a, b) => a.index - b.index);
     if (this.failures > 0) {
@@ -488,6 +510,17 @@ export function deviceLabels(device: GpuDevice): Record<'gpu' | 'uuid' | 'name',
 export function memoryPercent(device: GpuDevice): number | undefined {
   const { memoryUsedBytes: used, memoryTotalBytes: total } = device;
   return used === undefined || total === undefined || total === 0 ? undefined : (used / total) * 100;
+}
+
+/** `device` with the uuid, name and PCI id of `earlier` where it has none of its own. */
+function withIdentity(device: GpuDevice, earlier: GpuDevice | undefined): GpuDevice {
+  if (earlier === undefined) return device;
+  return {
+    ...device,
+    uuid: device.uuid ?? earlier.uuid,
+    name: device.name ?? earlier.name,
+    pciBusId: device.pciBusId ?? earlier.pciBusId,
+  };
 }
 
 /** A device reduced to its identity, unhealthy with `error`: what is known while readings are not. */

@@ -1,6 +1,6 @@
-import * as workerThreads from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { CollectionError } from '../gpu-collector';
-import type { GpuSnapshot, ProcessGpuMemory } from '../gpu-snapshot';
+import type { GpuSnapshot } from '../gpu-snapshot';
 import {
   cCompiler,
   FakeNvml,
@@ -57,8 +57,8 @@ function stable(snapshot: GpuSnapshot): Omit<GpuSnapshot, 'collectedAt' | 'durat
 }
 
 /** What the Worker's Node internals reach: the private Worker, to kill it as a crash would. */
-function workerOf(collector: NvmlCollector): workerThreads.Worker {
-  return (collector as unknown as { worker: workerThreads.Worker }).worker;
+function workerOf(collector: NvmlCollector): Worker {
+  return (collector as unknown as { worker: Worker }).worker;
 }
 
 afterEach(async () => {
@@ -113,7 +113,10 @@ describeNative('NvmlCollector', () => {
     const growth = 2_097_152;
     const fake = fakeWith({
       ...state,
-      devices: [{ ...state.devices[0], procs: [{ pid: 'self', bytes: 1_000_000 }], procGrowth: growth }, state.devices[1]],
+      devices: [
+        { ...state.devices[0], procs: [{ pid: 'self', bytes: 1_000_000 }], procGrowth: growth },
+        state.devices[1],
+      ],
     });
     const collector = await start(fake);
     const first = await collector.processMemory(process.pid);
@@ -138,7 +141,7 @@ describeNative('NvmlCollector', () => {
     ]);
     expect(order).toEqual(['collect 1', 'memory 1', 'collect 2', 'memory 2']);
     expect(a.devices.map((x) => x.index)).toEqual([0, 1]);
-    expect((b as ProcessGpuMemory).totalBytes).toBe(17_179_869_184);
+    expect(b.totalBytes).toBe(17_179_869_184);
     expect(c.devices.map((x) => x.index)).toEqual([1]);
     expect(d).toEqual({ perDevice: { 0: 3_221_225_472 }, totalBytes: 3_221_225_472 });
   });
@@ -156,7 +159,12 @@ describeNative('NvmlCollector', () => {
   });
 
   it('fails with init_failed naming the library, without starting a Worker, when the library is missing', async () => {
-    const WorkerSpy = jest.spyOn(workerThreads, 'Worker');
+    // The module object nvml-collector.ts reads `Worker` from (an `import * as` would be a copy).
+    const workerThreads = jest.requireActual<typeof import('node:worker_threads')>('node:worker_threads');
+    const RealWorker = workerThreads.Worker;
+    const WorkerSpy = jest
+      .spyOn(workerThreads, 'Worker')
+      .mockImplementation((...args: ConstructorParameters<typeof Worker>) => new RealWorker(...args));
     try {
       const missing = '/nonexistent/dir/libnvidia-ml.so.1';
       const error = await collectionError(
@@ -166,6 +174,9 @@ describeNative('NvmlCollector', () => {
       expect(error.message).toContain(missing);
       expect(WorkerSpy).not.toHaveBeenCalled();
       expect(NvmlCollector.loadable(missing)).toContain(missing);
+      // The spy does see the Worker a loadable library starts.
+      await start(fakeWith(twoDeviceState()));
+      expect(WorkerSpy).toHaveBeenCalledTimes(1);
     } finally {
       WorkerSpy.mockRestore();
     }

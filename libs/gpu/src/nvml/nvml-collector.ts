@@ -38,6 +38,9 @@ export class NvmlCollector implements GpuCollector {
     worker.on('message', (message: FromNvmlWorker) => this.answer(message));
     worker.on('error', (error) => this.fail(`the NVML collector thread failed: ${error.message}`));
     worker.on('exit', (code) => this.fail(`the NVML collector thread exited (code ${code})`));
+    // After the listeners: adding a 'message' listener refs the Worker again. It must not keep a process
+    // alive that has nothing else to do.
+    worker.unref();
   }
 
   /**
@@ -65,8 +68,6 @@ export class NvmlCollector implements GpuCollector {
       stdout: false,
       stderr: false,
     });
-    // The Worker must not keep a process alive that has nothing else to do.
-    worker.unref();
     const system = await new Promise<NvmlSystemInfo>((resolve, reject) => {
       const timer = setTimeout(() => {
         cleanup();
@@ -96,11 +97,12 @@ export class NvmlCollector implements GpuCollector {
         clearTimeout(timer);
         worker.off('message', onMessage);
         worker.off('error', onGone);
-        worker.off('exit', onGone);
+        worker.off('exit', onExit);
       };
+      const onExit = (): void => onGone();
       worker.on('message', onMessage);
       worker.once('error', onGone);
-      worker.once('exit', () => onGone());
+      worker.once('exit', onExit);
     });
     return new NvmlCollector(worker, system);
   }
@@ -113,14 +115,25 @@ export class NvmlCollector implements GpuCollector {
     return this.request((id) => ({ type: 'process_memory', id, pid }));
   }
 
-  /** nvmlShutdown, then the Worker ends; one that does not answer within `graceMs` is terminated. */
+  /**
+   * nvmlShutdown, then the Worker ends. One that does not answer within `graceMs` (stuck in the driver) is
+   * terminated, and not waited for beyond another `graceMs`: a thread blocked in a native call cannot be
+   * stopped, and shutdown must not hang on it.
+   */
   async close(graceMs = 1000): Promise<void> {
     if (this.exited !== undefined) return;
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.postMessage({ type: 'close' } satisfies ToNvmlWorker);
-    const timer = setTimeout(() => void this.worker.terminate(), graceMs);
-    await exited;
-    clearTimeout(timer);
+    const timers: NodeJS.Timeout[] = [];
+    await Promise.race([
+      exited,
+      new Promise<void>((resolve) => {
+        timers.push(setTimeout(() => void this.worker.terminate(), graceMs));
+        timers.push(setTimeout(resolve, 2 * graceMs));
+      }),
+    ]);
+    for (const timer of timers) clearTimeout(timer);
+    this.fail('the NVML collector is closed');
   }
 
   private request<T>(build: (id: number) => ToNvmlWorker): Promise<T> {

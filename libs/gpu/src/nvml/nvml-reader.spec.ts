@@ -233,7 +233,9 @@ describeNative('NvmlReader against the fake NVML', () => {
     expect(second.processes).toEqual(procs.map((p) => ({ pid: p.pid, usedMemoryBytes: p.bytes })));
     expect(second).not.toHaveProperty('fieldErrors');
     // The first call was too small and said so; the second, with the size asked for, succeeded.
-    const calls = fake.calls().filter((c) => c.fn === 'nvmlDeviceGetComputeRunningProcesses_v3' && c.device === 1);
+    const calls = fake
+      .calls()
+      .filter((c) => c.fn === 'nvmlDeviceGetComputeRunningProcesses_v3' && c.device === 1);
     expect(calls.map((c) => c.rc)).toEqual([7, 0]);
   });
 
@@ -303,7 +305,10 @@ describeNative('NvmlReader against the fake NVML', () => {
     const second = reader.processMemory(process.pid);
     expect(second.totalBytes - first.totalBytes).toBe(growth0 + growth1);
     expect(second.perDevice[0] - first.perDevice[0]).toBe(growth0);
-    expect(reader.processMemory(4242)).toEqual({ perDevice: { 1: 5 + 3 * growth1 }, totalBytes: 5 + 3 * growth1 });
+    expect(reader.processMemory(4242)).toEqual({
+      perDevice: { 1: 5 + 3 * growth1 },
+      totalBytes: 5 + 3 * growth1,
+    });
     expect(reader.processMemory(1)).toEqual({ perDevice: {}, totalBytes: 0 });
   });
 
@@ -317,6 +322,21 @@ describeNative('NvmlReader against the fake NVML', () => {
       perDevice: { 0: 17_179_869_184 },
       totalBytes: 17_179_869_184,
     });
+  });
+
+  it('refuses a process-memory sample when a list cannot be read, rather than counting that device as 0', () => {
+    const fake = fakeWith(
+      withDevice(0, (d) => ({ ...d, rc: { nvmlDeviceGetComputeRunningProcesses_v3: 999 } })),
+    );
+    expect(thrown(() => open(fake).processMemory(process.pid)).reason).toBe('nvml_error');
+  });
+
+  it("a device that gives no handle (NVML_ERROR_UNKNOWN) is that device's error: the other is still read", () => {
+    const fake = fakeWith(withDevice(1, (d) => ({ ...d, rc: { nvmlDeviceGetHandleByIndex_v2: 999 } })));
+    const { devices } = open(fake).snapshot();
+    expect(device(devices, 0)).toMatchObject({ healthy: true, utilizationGpuPercent: 87 });
+    expect(device(devices, 1)).toMatchObject({ index: 1, healthy: false });
+    expect(device(devices, 1).error).toMatch(/^unknown: /);
   });
 
   it('calls nvmlShutdown once however often it is closed', () => {

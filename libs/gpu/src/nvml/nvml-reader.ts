@@ -26,7 +26,7 @@ export interface NvmlSystemInfo {
   readonly nvmlVersion?: string;
 }
 
-/** A device answered a code after which it answers nothing (lost, reset required). */
+/** A device answered a code after which it answers nothing (lost, reset required), or gave no handle. */
 class DeviceLost extends Error {
   constructor(readonly code: number) {
     super(`device lost (${nvmlCodeName(code)})`);
@@ -69,18 +69,24 @@ export class NvmlReader {
     }
     const cuda: [number] = [0];
     const cudaRc = nvml.nvmlSystemGetCudaDriverVersion(cuda);
-    return new NvmlReader(nvml, {
-      driverVersion: readString(
-        (b, n) => nvml.nvmlSystemGetDriverVersion(b, n),
-        NVML_BUFFER.SYSTEM_DRIVER_VERSION,
-      ),
-      nvmlVersion: readString((b, n) => nvml.nvmlSystemGetNVMLVersion(b, n), NVML_BUFFER.SYSTEM_NVML_VERSION),
-      // 12040 means 12.4: major * 1000 + minor * 10.
-      cudaDriverVersion:
-        cudaRc === NVML.SUCCESS
-          ? `${Math.floor(cuda[0] / 1000)}.${Math.floor((cuda[0] % 1000) / 10)}`
-          : undefined,
-    });
+    return new NvmlReader(
+      nvml,
+      definedOnly({
+        driverVersion: readString(
+          (b, n) => nvml.nvmlSystemGetDriverVersion(b, n),
+          NVML_BUFFER.SYSTEM_DRIVER_VERSION,
+        ),
+        nvmlVersion: readString(
+          (b, n) => nvml.nvmlSystemGetNVMLVersion(b, n),
+          NVML_BUFFER.SYSTEM_NVML_VERSION,
+        ),
+        // 12040 means 12.4: major * 1000 + minor * 10.
+        cudaDriverVersion:
+          cudaRc === NVML.SUCCESS
+            ? `${Math.floor(cuda[0] / 1000)}.${Math.floor((cuda[0] % 1000) / 10)}`
+            : undefined,
+      }),
+    );
   }
 
   /** Reads every device except `skip`; throws CollectionError('nvml_error') when the count cannot be read. */
@@ -110,10 +116,15 @@ export class NvmlReader {
       let processes: GpuProcess[] | undefined;
       try {
         processes = this.processes(this.handle(index));
-      } catch {
+      } catch (error) {
+        if (!(error instanceof DeviceLost)) throw error;
         continue; // A lost device holds nothing of ours that can be measured.
       }
-      const own = processes?.find((p) => p.pid === pid);
+      // A list that cannot be read is not an empty one: a sum without it would be a bogus delta.
+      if (processes === undefined) {
+        throw new CollectionError('nvml_error', `the process list of GPU ${index} cannot be read`);
+      }
+      const own = processes.find((p) => p.pid === pid);
       if (own?.usedMemoryBytes === undefined) continue;
       perDevice[index] = own.usedMemoryBytes;
       totalBytes += own.usedMemoryBytes;
@@ -142,9 +153,9 @@ export class NvmlReader {
     if (cached !== undefined) return cached;
     const cell: [NvmlDevice] = [null];
     const rc = this.nvml.nvmlDeviceGetHandleByIndex(index, cell);
-    if (DEVICE_LOST_CODES.has(rc)) throw new DeviceLost(rc);
-    if (rc !== NVML.SUCCESS)
-      throw new CollectionError('nvml_error', `handle of GPU ${index}: ${describe(this.nvml, rc)}`);
+    // Any failure here (lost, or NVML_ERROR_UNKNOWN from a GPU off the bus) is this device's, not the
+    // collection's: the other devices are still read.
+    if (rc !== NVML.SUCCESS) throw new DeviceLost(rc);
     this.handles.set(index, cell[0]);
     return cell[0];
   }

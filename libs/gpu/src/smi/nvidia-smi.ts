@@ -439,7 +439,8 @@ function runNvidiaSmi(path: string, args: readonly string[], timeoutMs: number):
       timeout: timeoutMs,
       killSignal: 'SIGKILL' as const,
       maxBuffer: MAX_BUFFER_BYTES,
-      env: { ...process.env, LC_ALL: 'C' },
+      // Only what the tool needs: the platform's secrets stay out of a child chosen by NVIDIA_SMI_PATH.
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
       windowsHide: true,
     };
     try {
