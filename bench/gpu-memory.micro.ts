@@ -5,7 +5,6 @@
 // a GPU host). Also the cost of one sample on its own. Interleaved rounds, all arms in one run; writes
 // bench/results/<date>-<host>-gpu-memory.{json,md}.
 import { GpuMemoryTracker, GpuTelemetry, type NvmlCollector, gpuMetricsIn } from '@app/gpu';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
@@ -16,7 +15,7 @@ import { ModelWorkers } from '../apps/api/src/inference/model-workers';
 import type { WorkItem } from '../apps/api/src/inference/tensor-prep';
 // eslint-disable-next-line no-restricted-imports -- the lib's test fake of NVML (compiled from C), not its API
 import { FakeNvml, twoDeviceState } from '../libs/gpu/test/fake-nvml';
-import { machineInfo } from './report';
+import { machineInfo, writeResultFiles } from './report';
 import { ratios, summarize, type Summary } from './stats';
 
 const REPO_ROOT = path.join(__dirname, '..');
@@ -152,13 +151,7 @@ function write(perRound: Record<string, number[]>, names: string[], observed: nu
     ...comparisons.map((c) => `| ${c.candidate} / ${c.baseline} | ${r3(c.ratio)} |`),
     '',
   ].join('\n');
-  const dir = path.join(REPO_ROOT, 'bench/results');
-  mkdirSync(dir, { recursive: true });
-  const host = machine.hostname.replace(/[^A-Za-z0-9._-]+/g, '_') || 'unknown-host';
-  const base = path.join(dir, `${date.slice(0, 10)}-${host}-gpu-memory`);
-  writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(`${base}.md`, md);
-  process.stdout.write(`${md}\nwrote ${path.relative(REPO_ROOT, base)}.json and .md\n`);
+  writeResultFiles(REPO_ROOT, 'gpu-memory', report, md);
 }
 
 main().catch((error: unknown) => {

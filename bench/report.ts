@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { BenchResult, BenchSettings, Pinning } from './harness';
 import type { Summary } from './stats';
 
@@ -123,4 +125,24 @@ export function toMarkdown(report: RunReport): string {
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Writes a benchmark's results as `bench/results/<date>-<host>-<name>.json` and `.md` and prints the
+ * table; returns the base path (without extension).
+ */
+export function writeResultFiles(
+  repoRoot: string,
+  name: string,
+  report: { readonly date: string; readonly machine: MachineInfo },
+  markdown: string,
+): string {
+  const dir = path.join(repoRoot, 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const host = report.machine.hostname.replace(/[^A-Za-z0-9._-]+/g, '_') || 'unknown-host';
+  const base = path.join(dir, `${report.date.slice(0, 10)}-${host}-${name}`);
+  writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(`${base}.md`, markdown);
+  process.stdout.write(`${markdown}\nwrote ${path.relative(repoRoot, base)}.json and .md\n`);
+  return base;
 }

@@ -10,9 +10,8 @@ import {
   type SafetyMode,
 } from '@app/safety';
 import { Registry } from 'prom-client';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { machineInfo } from './report';
+import { machineInfo, writeResultFiles } from './report';
 import { ratios, summarize, type Summary } from './stats';
 
 const REPO_ROOT = path.join(__dirname, '..');
@@ -162,13 +161,7 @@ function main(): void {
     '',
   ].join('\n');
 
-  const dir = path.join(REPO_ROOT, 'bench/results');
-  mkdirSync(dir, { recursive: true });
-  const host = machine.hostname.replace(/[^A-Za-z0-9._-]+/g, '_') || 'unknown-host';
-  const base = path.join(dir, `${date.slice(0, 10)}-${host}-safety-check`);
-  writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(`${base}.md`, md);
-  process.stdout.write(`${md}\nwrote ${path.relative(REPO_ROOT, base)}.json and .md\n`);
+  writeResultFiles(REPO_ROOT, 'safety-check', report, md);
 }
 
 main();

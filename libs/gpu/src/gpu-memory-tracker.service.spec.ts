@@ -13,6 +13,7 @@ import {
   NO_COMPILER_MESSAGE,
   twoDeviceState,
 } from '../test/fake-nvml';
+import { deferred } from '../test/deferred';
 
 /**
  * GpuMemoryTracker over a GpuTelemetry: with NVML in its Worker against the fake libnvidia-ml.so.1 (whose
@@ -26,19 +27,6 @@ if (cCompiler() === null) console.warn(NO_COMPILER_MESSAGE);
 /** So long that no poll but the first runs during a test. */
 const NO_MORE_POLLS_MS = 3_600_000;
 const MODEL = 'm';
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((res) => {
-    resolve = res;
-  });
-  return { promise, resolve };
-}
 
 /** Polls `probe` (real time) until it holds, failing after a generous ceiling. */
 async function eventually(probe: () => boolean | Promise<boolean>, ceilingMs = 10_000): Promise<void> {

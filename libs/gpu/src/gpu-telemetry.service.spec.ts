@@ -4,6 +4,7 @@ import type { GpuDevice, GpuSnapshot, GpuSource, ProcessGpuMemory } from './gpu-
 import { DEVICE_LABELS, GPU_METRICS } from './gpu.metrics';
 import type { GpuLogger, GpuModuleOptions } from './gpu.options';
 import { GpuTelemetry } from './gpu-telemetry.service';
+import { deferred } from '../test/deferred';
 
 /**
  * GpuTelemetry built directly (no Nest) with real prom-client metrics in a fresh registry, driven by
@@ -17,22 +18,6 @@ const PID = 4242;
 const NAME = 'NVIDIA H100 80GB HBM3';
 
 type Labels = Record<string, string>;
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
 
 /** A healthy device with every reading; `overrides` replace some. */
 function gpu(index: number, overrides: Partial<GpuDevice> = {}): GpuDevice {

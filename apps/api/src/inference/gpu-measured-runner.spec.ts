@@ -3,27 +3,13 @@ import { GpuMeasuredRunner } from './gpu-measured-runner';
 import { type BatchRunner, type JobResult, ModelScheduler } from './model-scheduler';
 import { BatchFailedError, type BatchResult } from './model-workers';
 import type { WorkItem } from './tensor-prep';
+// eslint-disable-next-line no-restricted-imports -- a test helper of the GPU lib, not its API
+import { type Deferred, deferred } from '../../../../libs/gpu/test/deferred';
 
 /**
  * GpuMeasuredRunner between the real ModelScheduler and a pool of pretend Workers whose batches end when
  * the test says, with a tracker whose before-sample arrives when the test says.
  */
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
 
 function workItem(id: number): WorkItem {
   return { images: [], state: Float32Array.of(id), tokens: null };
