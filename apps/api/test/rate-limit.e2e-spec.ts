@@ -152,6 +152,10 @@ describe.each(STORES)('rate limits on POST /v1/inference, %s store', (store, env
     try {
       for (let round = 1; round <= 3; round += 1) {
         const aborter = new AbortController();
+        // J's two requests first: the slow model runs one at a time, so K's admitted requests wait behind
+        // them and are still in flight when one of them is aborted, however fast this CPU runs the model.
+        const onJ = Array.from({ length: 2 }, () => postInference(t.url, j.key, slow, { dispatcher: agent }));
+        await eventually(async () => (await inFlight(tenantId, j.id)) === 2);
         const onK = Array.from({ length: 6 }, (_, i) =>
           postInference(t.url, k.key, slow, {
             dispatcher: agent,
@@ -161,7 +165,6 @@ describe.each(STORES)('rate limits on POST /v1/inference, %s store', (store, env
             () => null,
           ),
         );
-        const onJ = Array.from({ length: 2 }, () => postInference(t.url, j.key, slow, { dispatcher: agent }));
         if (round === 2) {
           // Abort one of K's requests once the server holds both of K's slots.
           await eventually(async () => (await inFlight(tenantId, k.id)) === 2);
