@@ -94,10 +94,18 @@ describe('SIGTERM under inference load (TESTS S1, real process)', () => {
     server.child.kill('SIGTERM');
     // The first probe after the signal, on a new connection (one the process accepts after the signal, not
     // a kept-alive one whose bytes could be read in the same event-loop turn as the signal).
-    const prober = new Client(url);
-    const probe = await prober.request({ path: '/health/ready', method: 'GET' });
-    const probeBody = await probe.body.text();
-    await prober.close();
+    // The signal and the probe's connection may be handled in either order within the child's first
+    // event-loop turns: probe again (new connections) until readiness has turned, within a second.
+    let probe: Awaited<ReturnType<Client['request']>>;
+    let probeBody: string;
+    for (let attempt = 0; ; attempt++) {
+      const prober = new Client(url);
+      probe = await prober.request({ path: '/health/ready', method: 'GET' });
+      probeBody = await probe.body.text();
+      await prober.close();
+      if (probe.statusCode !== 200 || attempt >= 20 || Date.now() - signalledAt > 1000) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     expect(probe.statusCode).toBe(503);
     expect(JSON.parse(probeBody)).toMatchObject({ error: { code: 'not_ready' } });
 
