@@ -1,10 +1,9 @@
 import { GpuTelemetry } from '@app/gpu';
 // eslint-disable-next-line no-restricted-imports -- the lib's test fakes (a compiled NVML, an nvidia-smi script), not its API
 import {
-  cCompiler,
+  describeWithFakeNvml,
   FakeNvml,
   type FakeNvmlState,
-  NO_COMPILER_MESSAGE,
   twoDeviceState,
 } from '../../../libs/gpu/test/fake-nvml';
 // eslint-disable-next-line no-restricted-imports -- the lib's test fake of nvidia-smi, not its API
@@ -65,8 +64,7 @@ function stateWithUnsupportedFields(): FakeNvmlState {
   return { ...state, devices: [first, rest] };
 }
 
-const describeNative = cCompiler() === null ? describe.skip : describe;
-if (cCompiler() === null) console.warn(`gpu e2e: NVML suites skipped: ${NO_COMPILER_MESSAGE}`);
+const describeNative = describeWithFakeNvml('gpu e2e: NVML suites');
 
 describeNative('GPU telemetry through the fake NVML library', () => {
   let fake: FakeNvml;
@@ -301,7 +299,16 @@ describeNative('GPU telemetry through the fake NVML library', () => {
     expect(findSamples(recovered, 'vla_gpu_utilization_percent')).toHaveLength(1);
   });
 
-  it('a failed nvmlInit falls back to nvidia-smi, and the fallback gives the same metric names', async () => {
+  it.each([
+    ['missing', () => MISSING_NVML],
+    [
+      'loaded but failing nvmlInit (NVML_ERROR_DRIVER_NOT_LOADED)',
+      (f: FakeNvml, s: FakeNvmlState) => {
+        f.write({ ...s, init: 9 });
+        return f.libraryPath;
+      },
+    ],
+  ])('with NVML %s, nvidia-smi takes over and gives the same metric names', async (_case, nvmlPath) => {
     const state = twoDeviceState();
     await start(state);
     const nvmlNames = gpuSeriesNames(await metrics(t));
@@ -314,10 +321,8 @@ describeNative('GPU telemetry through the fake NVML library', () => {
       apps: [{ gpu_uuid: String(smiState.gpus[0].uuid), pid: 'self', used_memory: 16384 }],
     });
     try {
-      // NVML loads but cannot start (NVML_ERROR_DRIVER_NOT_LOADED): the fallback takes over.
-      fake.write({ ...state, init: 9 });
       t = await startTestApp({
-        NVML_LIBRARY_PATH: fake.libraryPath,
+        NVML_LIBRARY_PATH: nvmlPath(fake, state),
         NVIDIA_SMI_PATH: smi.path,
         METRICS_PUBLIC: 'true',
         ...FAST,
