@@ -15,8 +15,8 @@ import { ModelWorkers } from '../apps/api/src/inference/model-workers';
 import type { WorkItem } from '../apps/api/src/inference/tensor-prep';
 // eslint-disable-next-line no-restricted-imports -- the lib's test fake of NVML (compiled from C), not its API
 import { FakeNvml, twoDeviceState } from '../libs/gpu/test/fake-nvml';
-import { machineInfo, writeResultFiles } from './report';
-import { ratios, summarize, type Summary } from './stats';
+import { armAndRatioTables, machineInfo, machineLine, medianWithSpread, writeResultFiles } from './report';
+import { ratios, summarize } from './stats';
 
 const REPO_ROOT = path.join(__dirname, '..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
@@ -133,22 +133,18 @@ function write(perRound: Record<string, number[]>, names: string[], observed: nu
     arms,
     comparisons,
   };
-  const us = (s: Summary) => `${s.median.toFixed(1)} (${s.min.toFixed(1)}–${s.max.toFixed(1)})`;
-  const r3 = (s: Summary) => `${s.median.toFixed(3)} (${s.min.toFixed(3)}–${s.max.toFixed(3)})`;
   const md = [
     `# GPU memory tracking micro-benchmark, ${date.slice(0, 10)}, ${machine.hostname}`,
     '',
-    `${machine.cpuModel}, ${machine.cores} cores, Node ${machine.nodeVersion}, commit ${machine.commit}${machine.dirty ? ' (dirty)' : ''}.`,
+    machineLine(machine),
     `Model \`${DEMO.id}\` on CPU in its Worker, batches of one, one at a time; NVML is the fake library (two devices). ` +
       `${ROUNDS} interleaved rounds of ${ROUND_MS} ms per arm; ${observed} deltas recorded.`,
     '',
-    '| arm | µs per call, median (spread) |',
-    '|---|---|',
-    ...arms.map((a) => `| ${a.name} | ${us(a.usPerCall)} |`),
-    '',
-    '| comparison | ratio, median of per-round ratios (spread) |',
-    '|---|---|',
-    ...comparisons.map((c) => `| ${c.candidate} / ${c.baseline} | ${r3(c.ratio)} |`),
+    ...armAndRatioTables(
+      'µs per call, median (spread)',
+      arms.map((a) => ({ name: a.name, value: medianWithSpread(a.usPerCall, 1) })),
+      comparisons.map((c) => ({ ...c, ratio: medianWithSpread(c.ratio, 3) })),
+    ),
     '',
   ].join('\n');
   writeResultFiles(REPO_ROOT, 'gpu-memory', report, md);

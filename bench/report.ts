@@ -146,3 +146,31 @@ export function writeResultFiles(
   process.stdout.write(`${markdown}\nwrote ${path.relative(repoRoot, base)}.json and .md\n`);
   return base;
 }
+
+/** A median with its spread, e.g. `12.34 (12.00–13.10)`; values are divided by `scale` first. */
+export function medianWithSpread(s: Summary, digits: number, scale = 1): string {
+  const f = (v: number) => (v / scale).toFixed(digits);
+  return `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
+}
+
+/** The CPU, cores, Node version and commit line of an in-process benchmark's report. */
+export function machineLine(machine: MachineInfo): string {
+  return `${machine.cpuModel}, ${machine.cores} cores, Node ${machine.nodeVersion}, commit ${machine.commit}${machine.dirty ? ' (dirty)' : ''}.`;
+}
+
+/** An in-process benchmark's two tables: each arm's time per call, and each comparison's ratio. */
+export function armAndRatioTables(
+  armHeader: string,
+  arms: readonly { readonly name: string; readonly value: string }[],
+  comparisons: readonly { readonly candidate: string; readonly baseline: string; readonly ratio: string }[],
+): string[] {
+  return [
+    `| arm | ${armHeader} |`,
+    '|---|---|',
+    ...arms.map((a) => `| ${a.name} | ${a.value} |`),
+    '',
+    '| comparison | ratio, median of per-round ratios (spread) |',
+    '|---|---|',
+    ...comparisons.map((c) => `| ${c.candidate} / ${c.baseline} | ${c.ratio} |`),
+  ];
+}

@@ -11,8 +11,8 @@ import {
 } from '@app/safety';
 import { Registry } from 'prom-client';
 import path from 'node:path';
-import { machineInfo, writeResultFiles } from './report';
-import { ratios, summarize, type Summary } from './stats';
+import { armAndRatioTables, machineInfo, machineLine, medianWithSpread, writeResultFiles } from './report';
+import { ratios, summarize } from './stats';
 
 const REPO_ROOT = path.join(__dirname, '..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
@@ -139,22 +139,17 @@ function main(): void {
   };
   const worstPassUs = Math.max(...perRound['check, pass, with metrics (SafetyService)']) / 1000;
 
-  const us = (s: Summary) =>
-    `${(s.median / 1000).toFixed(2)} (${(s.min / 1000).toFixed(2)}–${(s.max / 1000).toFixed(2)})`;
-  const r3 = (s: Summary) => `${s.median.toFixed(2)} (${s.min.toFixed(2)}–${s.max.toFixed(2)})`;
   const md = [
     `# Safety check micro-benchmark, ${date.slice(0, 10)}, ${machine.hostname}`,
     '',
-    `${machine.cpuModel}, ${machine.cores} cores, Node ${machine.nodeVersion}, commit ${machine.commit}${machine.dirty ? ' (dirty)' : ''}.`,
+    machineLine(machine),
     `One ${H} × ${D} chunk (profile \`aloha\`, float32 input, with the state), ${ROUNDS} interleaved rounds of ${ROUND_MS} ms per arm.`,
     '',
-    '| arm | µs per chunk, median (spread) |',
-    '|---|---|',
-    ...arms.map((a) => `| ${a.name} | ${us(a.nsPerCall)} |`),
-    '',
-    '| comparison | ratio, median of per-round ratios (spread) |',
-    '|---|---|',
-    ...comparisons.map((c) => `| ${c.candidate} / ${c.baseline} | ${r3(c.ratio)} |`),
+    ...armAndRatioTables(
+      'µs per chunk, median (spread)',
+      arms.map((a) => ({ name: a.name, value: medianWithSpread(a.nsPerCall, 2, 1000) })),
+      comparisons.map((c) => ({ ...c, ratio: medianWithSpread(c.ratio, 2) })),
+    ),
     '',
     `Target: well under 0.1 ms per chunk. Slowest round of the checked pass with metrics: ${worstPassUs.toFixed(2)} µs ` +
       `(${worstPassUs < 100 ? 'met' : 'NOT met'}).`,

@@ -6,13 +6,7 @@ import type { GpuModuleOptions } from './gpu.options';
 import { GpuMemoryTracker, SAMPLE_TIMEOUT_MS } from './gpu-memory-tracker.service';
 import { GpuTelemetry } from './gpu-telemetry.service';
 import { NvmlCollector } from './nvml/nvml-collector';
-import {
-  cCompiler,
-  FakeNvml,
-  type FakeNvmlState,
-  NO_COMPILER_MESSAGE,
-  twoDeviceState,
-} from '../test/fake-nvml';
+import { describeWithFakeNvml, FakeNvml, type FakeNvmlState, twoDeviceState } from '../test/fake-nvml';
 import { deferred } from '../test/deferred';
 
 /**
@@ -21,8 +15,7 @@ import { deferred } from '../test/deferred';
  * cannot do on cue (a sample that fails or never answers, another source).
  */
 
-const describeNative = cCompiler() === null ? describe.skip : describe;
-if (cCompiler() === null) console.warn(NO_COMPILER_MESSAGE);
+const describeNative = describeWithFakeNvml('GpuMemoryTracker (fake NVML)');
 
 /** So long that no poll but the first runs during a test. */
 const NO_MORE_POLLS_MS = 3_600_000;

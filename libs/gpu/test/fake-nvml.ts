@@ -336,3 +336,13 @@ function findOnPath(names: readonly string[]): string | null {
 function isErrnoException(err: unknown): err is NodeJS.ErrnoException {
   return err instanceof Error && 'code' in err;
 }
+
+/**
+ * `describe` for suites that need the compiled fake, or `describe.skip` (with {@link NO_COMPILER_MESSAGE}
+ * printed once, naming `suite`) on a machine without a C compiler.
+ */
+export function describeWithFakeNvml(suite: string): jest.Describe {
+  if (cCompiler() !== null) return describe;
+  console.warn(`${suite}: skipped: ${NO_COMPILER_MESSAGE}`);
+  return describe.skip;
+}

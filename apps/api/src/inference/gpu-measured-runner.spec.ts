@@ -1,8 +1,8 @@
 import type { GpuMemoryTracker } from '@app/gpu';
 import { GpuMeasuredRunner } from './gpu-measured-runner';
-import { type BatchRunner, type JobResult, ModelScheduler } from './model-scheduler';
-import { BatchFailedError, type BatchResult } from './model-workers';
-import type { WorkItem } from './tensor-prep';
+import { type JobResult, ModelScheduler } from './model-scheduler';
+import { BatchFailedError } from './model-workers';
+import { TestRunner, workItem } from '../../test/support/test-batch-runner';
 // eslint-disable-next-line no-restricted-imports -- a test helper of the GPU lib, not its API
 import { type Deferred, deferred } from '../../../../libs/gpu/test/deferred';
 
@@ -10,66 +10,6 @@ import { type Deferred, deferred } from '../../../../libs/gpu/test/deferred';
  * GpuMeasuredRunner between the real ModelScheduler and a pool of pretend Workers whose batches end when
  * the test says, with a tracker whose before-sample arrives when the test says.
  */
-
-function workItem(id: number): WorkItem {
-  return { images: [], state: Float32Array.of(id), tokens: null };
-}
-
-const idOf = (item: WorkItem): number => item.state[0];
-
-/** One batch the pool was given. */
-interface PoolBatch {
-  readonly ids: readonly number[];
-  readonly result: BatchResult;
-  settled: boolean;
-  complete(): void;
-  fail(error: Error): void;
-}
-
-/** `workers` pretend Workers; like ModelWorkers, a finished one is free before its result is delivered. */
-class Pool implements BatchRunner {
-  readonly batches: PoolBatch[] = [];
-  onAvailable: () => void = () => undefined;
-  /** Batches handed over while no Worker was idle: must stay 0. */
-  overbooked = 0;
-  private running = 0;
-
-  constructor(private readonly workers: number) {}
-
-  get idle(): number {
-    return this.workers - this.running;
-  }
-
-  get busy(): number {
-    return this.running;
-  }
-
-  run(items: readonly WorkItem[]): Promise<BatchResult> {
-    if (this.running >= this.workers) this.overbooked++;
-    this.running++;
-    const result: BatchResult = {
-      actions: items.map((it) => Float32Array.of(idOf(it) * 10)),
-      computeMs: 8,
-      taskMs: 9,
-    };
-    return new Promise<BatchResult>((resolve, reject) => {
-      const end = (deliver: () => void): void => {
-        batch.settled = true;
-        this.running--;
-        deliver();
-        this.onAvailable();
-      };
-      const batch: PoolBatch = {
-        ids: items.map(idOf),
-        result,
-        settled: false,
-        complete: () => end(() => resolve(result)),
-        fail: (error) => end(() => reject(error)),
-      };
-      this.batches.push(batch);
-    });
-  }
-}
 
 type Begin = Pick<GpuMemoryTracker, 'begin'>['begin'];
 
@@ -89,7 +29,7 @@ class Tracker {
 const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function setup(workers = 1) {
-  const pool = new Pool(workers);
+  const pool = new TestRunner(workers);
   const tracker = new Tracker();
   const runner = new GpuMeasuredRunner(pool, tracker, 'demo');
   const scheduler = new ModelScheduler(
@@ -208,7 +148,7 @@ describe('GpuMeasuredRunner', () => {
   });
 
   it('passes the batch result through unchanged, and ends after it', async () => {
-    const pool = new Pool(1);
+    const pool = new TestRunner(1);
     const tracker = new Tracker();
     const runner = new GpuMeasuredRunner(pool, tracker, 'demo');
     const order: string[] = [];
@@ -236,7 +176,7 @@ describe('GpuMeasuredRunner', () => {
   });
 
   it('frees the Worker it held when the before-sample rejects', async () => {
-    const pool = new Pool(1);
+    const pool = new TestRunner(1);
     const tracker = new Tracker();
     const runner = new GpuMeasuredRunner(pool, tracker, 'demo');
     const running = runner.run([workItem(1)]);

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import * as perfHooks from 'node:perf_hooks';
 import { AppError } from '../errors/app-error';
-import { type BatchRunner, type JobResult, ModelScheduler, type SchedulerHooks } from './model-scheduler';
-import { BatchFailedError, type BatchResult } from './model-workers';
-import type { WorkItem } from './tensor-prep';
+import { type JobResult, ModelScheduler, type SchedulerHooks } from './model-scheduler';
+import { BatchFailedError } from './model-workers';
+import { TestRunner, workItem } from '../../test/support/test-batch-runner';
 
 /**
  * The scheduler driven through its {@link BatchRunner} seam by a pool of N pretend workers whose batches
@@ -13,82 +13,6 @@ import type { WorkItem } from './tensor-prep';
  */
 
 type SchedulerConfig = ConstructorParameters<typeof ModelScheduler>[0];
-
-/** One batch the pool was given, and the switches that end it. */
-interface RunnerBatch {
-  /** The request ids of its items, in order (each item's state[0]). */
-  readonly ids: readonly number[];
-  readonly items: readonly WorkItem[];
-  /** The (fake) clock when the scheduler handed it over. */
-  readonly sentAt: number;
-  settled: boolean;
-  /** Each item's actions are [id * 10]: a request can tell that it got its own row. */
-  complete(computeMs?: number, taskMs?: number): void;
-  fail(error: Error): void;
-}
-
-/**
- * A pool of `workers` pretend Workers. Like ModelWorkers, a finished batch frees its worker before the
- * result is delivered and then calls `onAvailable` (the registry wires that to `scheduler.pump()`).
- */
-class TestRunner implements BatchRunner {
-  readonly batches: RunnerBatch[] = [];
-  onAvailable: () => void = () => undefined;
-  /** Batches sent while no worker was idle: the scheduler must never do that. */
-  overbooked = 0;
-  private running = 0;
-
-  constructor(private readonly workers: number) {}
-
-  get idle(): number {
-    return this.workers - this.running;
-  }
-
-  get busy(): number {
-    return this.running;
-  }
-
-  get open(): RunnerBatch[] {
-    return this.batches.filter((b) => !b.settled);
-  }
-
-  run(items: readonly WorkItem[]): Promise<BatchResult> {
-    if (this.running >= this.workers) {
-      this.overbooked++;
-      return Promise.reject(new Error('no idle worker'));
-    }
-    this.running++;
-    return new Promise<BatchResult>((resolve, reject) => {
-      const end = (deliver: () => void): void => {
-        if (batch.settled) throw new Error('batch already ended');
-        batch.settled = true;
-        this.running--;
-        deliver();
-        this.onAvailable();
-      };
-      const batch: RunnerBatch = {
-        ids: items.map(idOf),
-        items: [...items],
-        sentAt: performance.now(),
-        settled: false,
-        complete: (computeMs = 8, taskMs = computeMs + 1) =>
-          end(() =>
-            resolve({ actions: items.map((it) => Float32Array.of(idOf(it) * 10)), computeMs, taskMs }),
-          ),
-        fail: (error) => end(() => reject(error)),
-      };
-      this.batches.push(batch);
-    });
-  }
-}
-
-function workItem(id: number): WorkItem {
-  return { images: [], state: Float32Array.of(id), tokens: null };
-}
-
-function idOf(item: WorkItem): number {
-  return item.state[0];
-}
 
 /** A submitted request and what became of it. */
 interface Tracked {

@@ -1,16 +1,10 @@
 import type { Worker } from 'node:worker_threads';
-import { CollectionError } from '../gpu-collector';
 import type { GpuSnapshot } from '../gpu-snapshot';
-import {
-  cCompiler,
-  FakeNvml,
-  type FakeNvmlState,
-  NO_COMPILER_MESSAGE,
-  twoDeviceState,
-} from '../../test/fake-nvml';
+import { describeWithFakeNvml, FakeNvml, type FakeNvmlState, twoDeviceState } from '../../test/fake-nvml';
 import { NvmlCollector } from './nvml-collector';
 import { loadNvml } from './nvml-library';
 import { NvmlReader } from './nvml-reader';
+import { collectionError } from '../../test/collection-error';
 
 /**
  * NvmlCollector: NVML in a Worker thread (nvml-worker.ts, run through @swc-node/register), against the
@@ -18,8 +12,7 @@ import { NvmlReader } from './nvml-reader';
  * in the fake's directory shows what the thread called.
  */
 
-const describeNative = cCompiler() === null ? describe.skip : describe;
-if (cCompiler() === null) console.warn(NO_COMPILER_MESSAGE);
+const describeNative = describeWithFakeNvml('NvmlCollector');
 
 const START_TIMEOUT_MS = 20_000;
 
@@ -39,15 +32,6 @@ async function start(fake: FakeNvml): Promise<NvmlCollector> {
   });
   collectors.push(collector);
   return collector;
-}
-
-async function collectionError(promise: Promise<unknown>): Promise<CollectionError> {
-  const error = await promise.then(
-    () => undefined,
-    (reason: unknown) => reason,
-  );
-  expect(error).toBeInstanceOf(CollectionError);
-  return error as CollectionError;
 }
 
 /** A snapshot without what changes from one read to the next. */

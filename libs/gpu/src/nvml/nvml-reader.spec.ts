@@ -1,11 +1,10 @@
 import { CollectionError } from '../gpu-collector';
 import type { GpuDevice } from '../gpu-snapshot';
 import {
-  cCompiler,
+  describeWithFakeNvml,
   FakeNvml,
   type FakeDevice,
   type FakeNvmlState,
-  NO_COMPILER_MESSAGE,
   twoDeviceState,
 } from '../../test/fake-nvml';
 import { loadNvml } from './nvml-library';
@@ -16,8 +15,7 @@ import { NvmlReader } from './nvml-reader';
  * how the reader turns them into devices. Each test gets its own copy of the fake, so its own counters.
  */
 
-const describeNative = cCompiler() === null ? describe.skip : describe;
-if (cCompiler() === null) console.warn(NO_COMPILER_MESSAGE);
+const describeNative = describeWithFakeNvml('NvmlReader');
 
 const fakes: FakeNvml[] = [];
 const readers: NvmlReader[] = [];

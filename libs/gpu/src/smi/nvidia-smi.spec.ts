@@ -13,6 +13,7 @@ import {
   parseGpuCsv,
 } from './nvidia-smi';
 import { FakeNvidiaSmi, type FakeSmiState, twoGpuSmiState } from '../../test/fake-nvidia-smi';
+import { collectionError } from '../../test/collection-error';
 
 const MIB = 1048576;
 const TIMEOUT_MS = 10_000;
@@ -39,15 +40,6 @@ function isRunning(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-async function collectionError(promise: Promise<unknown>): Promise<CollectionError> {
-  const error = await promise.then(
-    () => undefined,
-    (reason: unknown) => reason,
-  );
-  expect(error).toBeInstanceOf(CollectionError);
-  return error as CollectionError;
 }
 
 describe('parseGpuCsv', () => {
