@@ -4,14 +4,9 @@ import { performance } from 'node:perf_hooks';
 import type { Histogram } from 'prom-client';
 import type { GpuCollector } from './gpu-collector';
 import { GPU_METRICS } from './gpu.metrics';
+import { SAMPLE_TIMEOUT_MS } from './gpu.options';
 import { GpuTelemetry } from './gpu-telemetry.service';
 
-/**
- * The longest a batch waits for its before-sample. NVML answers in well under a millisecond; a sample
- * that takes longer (the collector is busy with a poll of many GPUs, or sick) is given up and the batch
- * runs unmeasured.
- */
-export const SAMPLE_TIMEOUT_MS = 100;
 /** How old the previous batch's after-sample may be to serve as the next batch's before-sample. */
 export const REUSE_MAX_AGE_MS = 100;
 

@@ -5,7 +5,7 @@ import type { Counter, Gauge, Histogram } from 'prom-client';
 import { CollectionError, type CollectionErrorReason, type GpuCollector } from './gpu-collector';
 import { COMPUTE_MODES, type GpuDevice, type GpuSnapshot, type GpuSource } from './gpu-snapshot';
 import { GPU_METRICS, type GpuMetrics } from './gpu.metrics';
-import { GPU_OPTIONS, type GpuModuleOptions } from './gpu.options';
+import { GPU_OPTIONS, type GpuModuleOptions, SAMPLE_TIMEOUT_MS } from './gpu.options';
 import { CounterSeries, GaugeSeries } from './metric-series';
 import { NvmlCollector } from './nvml/nvml-collector';
 import { NvidiaSmiCollector, nvidiaSmiAvailable } from './smi/nvidia-smi';
@@ -41,8 +41,6 @@ const DEFAULT_MAX_BACKOFF_MS = 60_000;
 const DEFAULT_START_WAIT_MS = 2_000;
 /** NVML's start can take seconds on a host with many GPUs and no persistence daemon. */
 const NVML_START_TIMEOUT_MS = 15_000;
-/** A poll running longer than this makes batches skip their memory samples (the tracker's timeout). */
-const SAMPLE_WAIT_MS = 100;
 /** The longest shutdown waits for a start in progress, and for the collector to close. */
 const SHUTDOWN_WAIT_MS = 2_000;
 
@@ -65,7 +63,6 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
   private lastGood: GpuSnapshot | null = null;
   private lastSuccessAt: number | null = null;
   private failures = 0;
-  private inFlight: Promise<unknown> | undefined;
   private inFlightSince: number | null = null;
   private timer: NodeJS.Timeout | undefined;
   private started: Promise<void> | undefined;
@@ -223,7 +220,7 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
   get nvml(): GpuCollector | undefined {
     // A poll in progress is no reason to skip a sample (it waits behind a millisecond of NVML calls), but
     // one that has taken longer than a sample may wait is: batches do not queue behind a slow driver.
-    const slow = this.inFlightSince !== null && Date.now() - this.inFlightSince > SAMPLE_WAIT_MS;
+    const slow = this.inFlightSince !== null && Date.now() - this.inFlightSince > SAMPLE_TIMEOUT_MS;
     return this.state === 'running' && this.source === 'nvml' && !slow ? this.collector : undefined;
   }
 
@@ -232,23 +229,33 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
     return this.pid;
   }
 
-  /** Whether this process held GPU memory at the last collection. */
-  get holdsGpuMemory(): boolean {
-    return this.lastGood?.devices.some((d) => d.processes?.some((p) => p.pid === this.pid) ?? false) ?? false;
-  }
-
-  /** The collection timeout. */
-  get collectTimeoutMs(): number {
-    return this.options.collectTimeoutMs;
-  }
-
   private async start(): Promise<void> {
     if (this.options.pollIntervalMs <= 0) {
       this.disable('GPU telemetry is off (GPU_METRICS_POLL_INTERVAL_SECONDS=0)');
       return;
     }
+    const reasons = await this.adoptCollector(this.options.collectors ?? this.defaultCollectors());
+    if (reasons === undefined) {
+      if (this.collector === undefined) return; // Stopped meanwhile.
+      this.options.logger?.info(
+        { component: 'gpu', source: this.source, interval_ms: this.options.pollIntervalMs },
+        'GPU telemetry started',
+      );
+      await this.poll();
+      return;
+    }
+    this.disable(`no GPU telemetry source: ${reasons.join('; ')}`);
+  }
+
+  /**
+   * Takes the first candidate that gives a collector (closing it again if the application stopped
+   * meanwhile); resolves undefined then, or with each candidate's reason when none did.
+   */
+  private async adoptCollector(
+    candidates: readonly (() => Promise<GpuCollector | string>)[],
+  ): Promise<string[] | undefined> {
     const reasons: string[] = [];
-    for (const candidate of this.options.collectors ?? this.defaultCollectors()) {
+    for (const candidate of candidates) {
       const found = await candidate();
       if (typeof found === 'string') {
         reasons.push(found);
@@ -256,18 +263,13 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
       }
       if (this.stopped) {
         await found.close();
-        return;
+        return undefined;
       }
       this.collector = found;
       this.source = found.source;
-      this.options.logger?.info(
-        { component: 'gpu', source: found.source, interval_ms: this.options.pollIntervalMs },
-        'GPU telemetry started',
-      );
-      await this.poll();
-      return;
+      return undefined;
     }
-    this.disable(`no GPU telemetry source: ${reasons.join('; ')}`);
+    return reasons;
   }
 
   private defaultCollectors(): (() => Promise<GpuCollector | string>)[] {
@@ -302,7 +304,7 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
   /** One collection (or, while the previous one still runs, none), then the next is scheduled. */
   private async poll(): Promise<void> {
     if (this.stopped || this.collector === undefined) return;
-    if (this.inFlight === undefined) {
+    if (this.inFlightSince === null) {
       await this.collectOnce(this.collector);
     } else {
       // Still stuck in the driver: no second collection, and the wait before the next look doubles.
@@ -322,16 +324,12 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
     const now = Date.now();
     const skip = new Set([...this.lost].filter(([, l]) => l.nextProbeAt > now).map(([index]) => index));
     const call = collector.collect({ skipDevices: skip });
-    const settled = call.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.inFlight = settled;
+    // Set until the collection ends, even after its timeout: no other starts while it is stuck.
     this.inFlightSince = now;
-    void settled.then(() => {
-      this.inFlight = undefined;
+    const clear = (): void => {
       this.inFlightSince = null;
-    });
+    };
+    void call.then(clear, clear);
     let timer: NodeJS.Timeout | undefined;
     try {
       const snapshot = await Promise.race([
@@ -428,17 +426,7 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   private async restart(): Promise<void> {
-    for (const candidate of this.defaultCollectors()) {
-      const found = await candidate();
-      if (typeof found === 'string') continue;
-      if (this.stopped) {
-        await found.close();
-        return;
-      }
-      this.collector = found;
-      this.source = found.source;
-      return;
-    }
+    await this.adoptCollector(this.defaultCollectors());
   }
 
   /** Sets every series from `snapshot` and removes the rest; `null` (a failed collection) removes them all. */

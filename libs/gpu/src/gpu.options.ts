@@ -31,3 +31,10 @@ export interface GpuModuleOptions {
 }
 
 export const GPU_OPTIONS = Symbol('GPU_OPTIONS');
+
+/**
+ * The longest a batch waits for its before-sample. NVML answers in well under a millisecond; a sample
+ * that takes longer (the collector is busy with a poll of many GPUs, or sick) is given up and the batch
+ * runs unmeasured. A poll running longer than this makes batches skip their samples altogether.
+ */
+export const SAMPLE_TIMEOUT_MS = 100;

@@ -1,6 +1,6 @@
 /** The GPU lib: NVML over FFI with an nvidia-smi fallback, polled; per-batch GPU memory; metrics and health. */
 export { GpuModule } from './gpu.module';
-export type { GpuLogger, GpuModuleOptions } from './gpu.options';
+export { SAMPLE_TIMEOUT_MS, type GpuLogger, type GpuModuleOptions } from './gpu.options';
 export {
   GpuTelemetry,
   deviceLabels,
@@ -8,7 +8,7 @@ export {
   type TelemetryState,
   type TelemetryStatus,
 } from './gpu-telemetry.service';
-export { GpuMemoryTracker, SAMPLE_TIMEOUT_MS } from './gpu-memory-tracker.service';
+export { GpuMemoryTracker } from './gpu-memory-tracker.service';
 export { GpuHealthIndicator } from './gpu.health';
 export { GPU_METRICS, DEVICE_LABELS, gpuMetricsIn, type GpuMetrics } from './gpu.metrics';
 export {

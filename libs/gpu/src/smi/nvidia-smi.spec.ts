@@ -8,7 +8,6 @@ import {
   GPU_QUERY_FIELDS,
   nvidiaSmiAvailable,
   NvidiaSmiCollector,
-  nvidiaSmiPath,
   parseComputeAppsCsv,
   parseGpuCsv,
 } from './nvidia-smi';
@@ -496,15 +495,5 @@ describe('nvidiaSmiAvailable', () => {
     fake.write({ gpus: [{ index: 0 }], hangMs: 120_000 });
     await expect(nvidiaSmiAvailable(fake.path, 1500)).resolves.toBe(false);
     await expect(nvidiaSmiAvailable(join(fake.dir, 'missing'), TIMEOUT_MS)).resolves.toBe(false);
-  });
-});
-
-describe('nvidiaSmiPath', () => {
-  it('uses NVIDIA_SMI_PATH when set, else nvidia-smi on PATH', () => {
-    expect(nvidiaSmiPath({ NVIDIA_SMI_PATH: '/opt/nvidia/bin/nvidia-smi' })).toBe(
-      '/opt/nvidia/bin/nvidia-smi',
-    );
-    expect(nvidiaSmiPath({ NVIDIA_SMI_PATH: '' })).toBe('nvidia-smi');
-    expect(nvidiaSmiPath({})).toBe('nvidia-smi');
   });
 });

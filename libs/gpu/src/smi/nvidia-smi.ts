@@ -26,9 +26,6 @@ export const GPU_QUERY_FIELDS: readonly string[] = [
 /** The `--query-compute-apps` fields, in the order they are printed. */
 export const COMPUTE_APPS_FIELDS: readonly string[] = ['gpu_uuid', 'pid', 'used_memory'];
 
-/** The command `nvidia-smi` is run as when `NVIDIA_SMI_PATH` is not set (looked up on PATH). */
-export const DEFAULT_NVIDIA_SMI_PATH = 'nvidia-smi';
-
 /** Where the collector finds the command. */
 export interface NvidiaSmiOptions {
   /** The executable: a path, or a name looked up on PATH. */
@@ -596,10 +593,4 @@ export async function nvidiaSmiAvailable(path: string, timeoutMs: number): Promi
   } catch {
     return false;
   }
-}
-
-/** The command to run: `NVIDIA_SMI_PATH` when set, else `nvidia-smi` looked up on PATH. */
-export function nvidiaSmiPath(env: NodeJS.ProcessEnv = process.env): string {
-  const configured = env.NVIDIA_SMI_PATH?.trim();
-  return configured === undefined || configured === '' ? DEFAULT_NVIDIA_SMI_PATH : configured;
 }
