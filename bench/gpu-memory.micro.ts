@@ -1,7 +1,7 @@
 // `npm run bench:gpu`: what per-batch GPU memory tracking adds to a batch, in-process. The real demo policy
 // in its Worker thread (ONNX Runtime on CPU) behind the real scheduler, batches of one, one at a time:
 // bare, against the same with GpuMeasuredRunner taking NVML samples before and after each batch from the
-// fake libnvidia-ml.so.1 (compiled from C; the NVML calls go through koffi in the collector's Worker, as on
+// fake libnvidia-ml.so.1 (compiled from C; the NVML calls go through koffi in the collector's process, as on
 // a GPU host). Also the cost of one sample on its own. Interleaved rounds, all arms in one run; writes
 // bench/results/<date>-<host>-gpu-memory.{json,md}.
 import { GpuMemoryTracker, GpuTelemetry, type NvmlCollector, gpuMetricsIn } from '@app/gpu';

@@ -12,7 +12,7 @@ export const COLLECTION_ERROR_REASONS = [
   'command_failed',
   /** `nvidia-smi` printed something this parser does not understand. */
   'parse_error',
-  /** The collector thread died. */
+  /** The collector process died (or `nvidia-smi` could not be reached any more). */
   'collector_exited',
   /** A device stopped answering (NVML_ERROR_GPU_IS_LOST and the like): counted once per device loss. */
   'gpu_lost',
@@ -42,6 +42,6 @@ export interface GpuCollector {
   collect(options?: CollectOptions): Promise<GpuSnapshot>;
   /** This process's GPU memory from the running-process lists; rejects with {@link CollectionError}. */
   processMemory(pid: number): Promise<ProcessGpuMemory>;
-  /** Releases the collector (nvmlShutdown, the thread). */
+  /** Releases the collector (nvmlShutdown, its process). */
   close(): Promise<void>;
 }

@@ -11,7 +11,7 @@ import { describeWithFakeNvml, FakeNvml, type FakeNvmlState, twoDeviceState } fr
 import { deferred } from '../test/deferred';
 
 /**
- * GpuMemoryTracker over a GpuTelemetry: with NVML in its Worker against the fake libnvidia-ml.so.1 (whose
+ * GpuMemoryTracker over a GpuTelemetry: with NVML in its collector process against the fake libnvidia-ml.so.1 (whose
  * process list grows by `procGrowth` on every read), and with scripted collectors for what the fake
  * cannot do on cue (a sample that fails or never answers, another source).
  */
@@ -94,7 +94,7 @@ afterEach(async () => {
   jest.useRealTimers();
 });
 
-describeNative('GpuMemoryTracker with NVML in its Worker (fake NVML)', () => {
+describeNative('GpuMemoryTracker with NVML in its collector process (fake NVML)', () => {
   const fakes: FakeNvml[] = [];
   afterEach(() => {
     for (const fake of fakes.splice(0)) fake.remove();

@@ -45,7 +45,7 @@ const NVML_START_TIMEOUT_MS = 15_000;
 const SHUTDOWN_WAIT_MS = 2_000;
 
 /**
- * Polls the GPUs every `pollIntervalMs`, off the request path: NVML in its own Worker thread, or
+ * Polls the GPUs every `pollIntervalMs`, off the request path: NVML in a child process of its own, or
  * `nvidia-smi` as a child process. A collection never overlaps the previous one; one that exceeds
  * `collectTimeoutMs` counts as failed and the next waits until it has ended. While collections fail the
  * interval doubles up to `maxBackoffMs`; a lost device is probed on the same doubling schedule while the
@@ -420,7 +420,7 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
     this.reason = message;
     this.publish(null);
     if (reason === 'collector_exited' && this.options.collectors === undefined) {
-      // The thread died (not hung): a new one, on the next poll.
+      // The collector process died (not hung): a new one, on the next poll.
       await this.restart();
     }
   }

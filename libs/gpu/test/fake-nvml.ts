@@ -33,6 +33,10 @@ export const NO_COMPILER_MESSAGE =
   'fake NVML tests skipped: no C compiler (`cc` or `gcc`) on PATH to build libs/gpu/test/fake-nvml.c';
 
 export interface FakeProcess {
+  /**
+   * `self`: the process that writes the state (the test, and the API it runs in-process), which is not
+   * the one that loads the library when NVML runs in the collector's child process.
+   */
   readonly pid: number | 'self';
   readonly bytes: number | 'na';
 }
@@ -240,7 +244,7 @@ export function serializeState(state: FakeNvmlState): string {
     put(`${p}energy_mj`, d.energyMj, 'u64');
     if (d.procs !== undefined) {
       const procs = d.procs.map((proc) => {
-        const pid = proc.pid === 'self' ? 'self' : formatValue(`${p}procs pid`, proc.pid, 'u64');
+        const pid = formatValue(`${p}procs pid`, proc.pid === 'self' ? process.pid : proc.pid, 'u64');
         const bytes = proc.bytes === 'na' ? 'na' : formatValue(`${p}procs bytes`, proc.bytes, 'u64');
         return `${pid}:${bytes}`;
       });

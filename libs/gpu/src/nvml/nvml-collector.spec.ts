@@ -1,4 +1,4 @@
-import type { Worker } from 'node:worker_threads';
+import type { ChildProcess } from 'node:child_process';
 import type { GpuSnapshot } from '../gpu-snapshot';
 import { describeWithFakeNvml, FakeNvml, type FakeNvmlState, twoDeviceState } from '../../test/fake-nvml';
 import { NvmlCollector } from './nvml-collector';
@@ -7,9 +7,9 @@ import { NvmlReader } from './nvml-reader';
 import { collectionError } from '../../test/collection-error';
 
 /**
- * NvmlCollector: NVML in a Worker thread (nvml-worker.ts, run through @swc-node/register), against the
- * fake libnvidia-ml.so.1. The Worker loads its own copy of the fake into this process, so the call log
- * in the fake's directory shows what the thread called.
+ * NvmlCollector: NVML in a child process (nvml-process.ts, run through @swc-node/register), against the
+ * fake libnvidia-ml.so.1. The child loads the fake from its directory, so the call log there shows what
+ * the collector process called.
  */
 
 const describeNative = describeWithFakeNvml('NvmlCollector');
@@ -40,9 +40,9 @@ function stable(snapshot: GpuSnapshot): Omit<GpuSnapshot, 'collectedAt' | 'durat
   return rest;
 }
 
-/** What the Worker's Node internals reach: the private Worker, to kill it as a crash would. */
-function workerOf(collector: NvmlCollector): Worker {
-  return (collector as unknown as { worker: Worker }).worker;
+/** The collector's private child process, to kill it as a crash would. */
+function childOf(collector: NvmlCollector): ChildProcess {
+  return (collector as unknown as { child: ChildProcess }).child;
 }
 
 afterEach(async () => {
@@ -51,7 +51,7 @@ afterEach(async () => {
 });
 
 describeNative('NvmlCollector', () => {
-  it('reads in its Worker what the reader reads in this thread', async () => {
+  it('reads in its process what the reader reads in this one', async () => {
     const state = twoDeviceState();
     const collector = await start(fakeWith(state));
     expect(collector.source).toBe('nvml');
@@ -61,16 +61,16 @@ describeNative('NvmlCollector', () => {
       cudaDriverVersion: '12.4',
     });
 
-    const threaded = await collector.collect();
+    const remote = await collector.collect();
     const direct = fakeWith(state);
     const reader = NvmlReader.open(loadNvml(direct.libraryPath));
     try {
-      expect(stable(threaded)).toEqual(stable(reader.snapshot()));
+      expect(stable(remote)).toEqual(stable(reader.snapshot()));
     } finally {
       reader.close();
     }
-    expect(threaded.devices).toHaveLength(2);
-    expect(threaded.devices[0]).toMatchObject({
+    expect(remote.devices).toHaveLength(2);
+    expect(remote.devices[0]).toMatchObject({
       index: 0,
       uuid: 'GPU-3f8a1c2e-7b4d-4e9a-a1c6-5d2e8f0b9a71',
       healthy: true,
@@ -142,13 +142,10 @@ describeNative('NvmlCollector', () => {
     expect((await collector.collect()).devices).toHaveLength(2);
   });
 
-  it('fails with init_failed naming the library, without starting a Worker, when the library is missing', async () => {
-    // The module object nvml-collector.ts reads `Worker` from (an `import * as` would be a copy).
-    const workerThreads = jest.requireActual<typeof import('node:worker_threads')>('node:worker_threads');
-    const RealWorker = workerThreads.Worker;
-    const WorkerSpy = jest
-      .spyOn(workerThreads, 'Worker')
-      .mockImplementation((...args: ConstructorParameters<typeof Worker>) => new RealWorker(...args));
+  it('fails with init_failed naming the library, without starting a collector process, when the library is missing', async () => {
+    // The module object nvml-collector.ts reads `fork` from (an `import * as` would be a copy).
+    const childProcess = jest.requireActual<typeof import('node:child_process')>('node:child_process');
+    const forkSpy = jest.spyOn(childProcess, 'fork');
     try {
       const missing = '/nonexistent/dir/libnvidia-ml.so.1';
       const error = await collectionError(
@@ -156,17 +153,17 @@ describeNative('NvmlCollector', () => {
       );
       expect(error.reason).toBe('init_failed');
       expect(error.message).toContain(missing);
-      expect(WorkerSpy).not.toHaveBeenCalled();
+      expect(forkSpy).not.toHaveBeenCalled();
       expect(NvmlCollector.loadable(missing)).toContain(missing);
-      // The spy does see the Worker a loadable library starts.
+      // The spy does see the process a loadable library starts.
       await start(fakeWith(twoDeviceState()));
-      expect(WorkerSpy).toHaveBeenCalledTimes(1);
+      expect(forkSpy).toHaveBeenCalledTimes(1);
     } finally {
-      WorkerSpy.mockRestore();
+      forkSpy.mockRestore();
     }
   });
 
-  it('fails with init_failed and NVML’s reason when nvmlInit fails in the Worker', async () => {
+  it('fails with init_failed and NVML’s reason when nvmlInit fails in the collector process', async () => {
     const fake = fakeWith({ ...twoDeviceState(), init: 9 });
     expect(NvmlCollector.loadable(fake.libraryPath)).toBeUndefined();
     const error = await collectionError(
@@ -193,15 +190,15 @@ describeNative('NvmlCollector', () => {
     expect(fake.count('nvmlShutdown')).toBe(1);
   });
 
-  it('fails what it was asked and every later request when its thread dies', async () => {
+  it('fails what it was asked and every later request when its process dies', async () => {
     const state = twoDeviceState();
     const fake = fakeWith(state);
     const collector = await start(fake);
-    // A hung driver holds the request in the thread while the thread is killed.
+    // A hung driver holds the request in the process while the process is killed.
     fake.write({ ...state, hangMs: 200 });
     const pending = collector.collect();
-    const exited = new Promise<number>((resolve) => workerOf(collector).once('exit', resolve));
-    await workerOf(collector).terminate();
+    const exited = new Promise<void>((resolve) => childOf(collector).once('exit', () => resolve()));
+    childOf(collector).kill('SIGKILL');
     await exited;
     const error = await collectionError(pending);
     expect(error.reason).toBe('collector_exited');

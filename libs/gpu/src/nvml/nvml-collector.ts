@@ -1,9 +1,9 @@
+import { type ChildProcess, fork } from 'node:child_process';
 import { extname, join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import * as koffi from 'koffi';
 import { CollectionError, type CollectOptions, type GpuCollector } from '../gpu-collector';
 import type { GpuSnapshot, ProcessGpuMemory } from '../gpu-snapshot';
-import type { FromNvmlWorker, NvmlWorkerInit, ToNvmlWorker } from './nvml-protocol';
+import type { FromNvmlProcess, ToNvmlProcess } from './nvml-protocol';
 import type { NvmlSystemInfo } from './nvml-reader';
 
 export interface NvmlCollectorOptions {
@@ -11,8 +11,8 @@ export interface NvmlCollectorOptions {
   readonly libraryPath: string;
   /** How long NVML may take to start (nvmlInit on a machine with many GPUs takes a while). */
   readonly startTimeoutMs: number;
-  /** Worker entry file; tests may point at another. Default: nvml-worker next to this file. */
-  readonly workerFile?: string;
+  /** The collector process's entry file; tests may point at another. Default: nvml-process next to this file. */
+  readonly processFile?: string;
 }
 
 interface Pending {
@@ -21,9 +21,10 @@ interface Pending {
 }
 
 /**
- * NVML in a Worker thread: the main event loop never waits on the driver. Requests are answered in
- * order; a Worker that dies fails what it was asked and every later request (`collector_exited`), and
- * the caller starts a new collector.
+ * NVML in a child process of its own: the API's event loop never waits on the driver, and a collector
+ * stuck in the driver can be killed, so neither shutdown nor exit ever hangs on it. Requests are answered
+ * in order; a collector process that dies fails what it was asked and every later request
+ * (`collector_exited`), and the caller starts a new one.
  */
 export class NvmlCollector implements GpuCollector {
   readonly source = 'nvml' as const;
@@ -32,20 +33,23 @@ export class NvmlCollector implements GpuCollector {
   private exited: CollectionError | undefined;
 
   private constructor(
-    private readonly worker: Worker,
+    private readonly child: ChildProcess,
     readonly system: NvmlSystemInfo,
   ) {
-    worker.on('message', (message: FromNvmlWorker) => this.answer(message));
-    worker.on('error', (error) => this.fail(`the NVML collector thread failed: ${error.message}`));
-    worker.on('exit', (code) => this.fail(`the NVML collector thread exited (code ${code})`));
-    // After the listeners: adding a 'message' listener refs the Worker again. It must not keep a process
-    // alive that has nothing else to do.
-    worker.unref();
+    child.on('message', (message: FromNvmlProcess) => this.answer(message));
+    child.on('error', (error) => this.fail(`the NVML collector process failed: ${error.message}`));
+    child.on('exit', (code, signal) =>
+      this.fail(`the NVML collector process exited (${signal ?? `code ${code}`})`),
+    );
+    // It must not keep an API process alive that has nothing else to do.
+    child.unref();
+    child.channel?.unref();
   }
 
   /**
-   * Whether the dynamic loader can open the library at all: a cheap check on this thread (dlopen of a
-   * missing file fails at once) that spares starting a Worker on the many machines without a GPU.
+   * Whether the dynamic loader can open the library at all: a cheap check in this process (dlopen of a
+   * missing file fails at once) that spares starting a collector process on the many machines without
+   * a GPU.
    */
   static loadable(libraryPath: string): string | undefined {
     try {
@@ -56,31 +60,30 @@ export class NvmlCollector implements GpuCollector {
     }
   }
 
-  /** Loads NVML and runs nvmlInit in a new Worker; rejects with CollectionError('init_failed'). */
+  /** Loads NVML and runs nvmlInit in a new collector process; rejects with CollectionError('init_failed'). */
   static async start(options: NvmlCollectorOptions): Promise<NvmlCollector> {
     const unloadable = NvmlCollector.loadable(options.libraryPath);
     if (unloadable !== undefined) throw new CollectionError('init_failed', unloadable);
-    const file = options.workerFile ?? join(__dirname, `nvml-worker${extname(__filename)}`);
-    const worker = new Worker(file, {
-      workerData: { libraryPath: options.libraryPath } satisfies NvmlWorkerInit,
-      // Under ts-node-like runners (tests, `npm run cli`) the Worker needs the same TypeScript loader.
+    const file = options.processFile ?? join(__dirname, `nvml-process${extname(__filename)}`);
+    const child = fork(file, [options.libraryPath], {
+      // Under ts-node-like runners (tests, `npm run cli`) the child needs the same TypeScript loader.
       execArgv: file.endsWith('.ts') ? ['--require', '@swc-node/register'] : [],
-      stdout: false,
-      stderr: false,
+      serialization: 'advanced',
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
     });
     const system = await new Promise<NvmlSystemInfo>((resolve, reject) => {
       const timer = setTimeout(() => {
         cleanup();
-        void worker.terminate();
+        child.kill('SIGKILL');
         reject(new CollectionError('timeout', `NVML did not start within ${options.startTimeoutMs} ms`));
       }, options.startTimeoutMs);
-      const onMessage = (message: FromNvmlWorker): void => {
+      const onMessage = (message: FromNvmlProcess): void => {
         if (message.type === 'ready') {
           cleanup();
           resolve(message.system);
         } else if (message.type === 'init_failed') {
           cleanup();
-          void worker.terminate();
+          child.kill('SIGKILL');
           reject(new CollectionError('init_failed', message.message));
         }
       };
@@ -89,22 +92,22 @@ export class NvmlCollector implements GpuCollector {
         reject(
           new CollectionError(
             'init_failed',
-            `the NVML collector thread failed: ${error?.message ?? 'exited'}`,
+            `the NVML collector process failed: ${error?.message ?? 'exited'}`,
           ),
         );
       };
+      const onExit = (): void => onGone();
       const cleanup = (): void => {
         clearTimeout(timer);
-        worker.off('message', onMessage);
-        worker.off('error', onGone);
-        worker.off('exit', onExit);
+        child.off('message', onMessage);
+        child.off('error', onGone);
+        child.off('exit', onExit);
       };
-      const onExit = (): void => onGone();
-      worker.on('message', onMessage);
-      worker.once('error', onGone);
-      worker.once('exit', onExit);
+      child.on('message', onMessage);
+      child.once('error', onGone);
+      child.once('exit', onExit);
     });
-    return new NvmlCollector(worker, system);
+    return new NvmlCollector(child, system);
   }
 
   collect(options: CollectOptions = {}): Promise<GpuSnapshot> {
@@ -116,19 +119,18 @@ export class NvmlCollector implements GpuCollector {
   }
 
   /**
-   * nvmlShutdown, then the Worker ends. One that does not answer within `graceMs` (stuck in the driver) is
-   * terminated, and not waited for beyond another `graceMs`: a thread blocked in a native call cannot be
-   * stopped, and shutdown must not hang on it.
+   * nvmlShutdown, then the collector process ends. One that does not answer within `graceMs` (stuck in
+   * the driver) is killed; shutdown waits at most another `graceMs` for it to be gone.
    */
   async close(graceMs = 1000): Promise<void> {
     if (this.exited !== undefined) return;
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
-    this.worker.postMessage({ type: 'close' } satisfies ToNvmlWorker);
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    if (this.child.connected) this.child.send({ type: 'close' } satisfies ToNvmlProcess);
     const timers: NodeJS.Timeout[] = [];
     await Promise.race([
       exited,
       new Promise<void>((resolve) => {
-        timers.push(setTimeout(() => void this.worker.terminate(), graceMs));
+        timers.push(setTimeout(() => this.child.kill('SIGKILL'), graceMs));
         timers.push(setTimeout(resolve, 2 * graceMs));
       }),
     ]);
@@ -136,16 +138,17 @@ export class NvmlCollector implements GpuCollector {
     this.fail('the NVML collector is closed');
   }
 
-  private request<T>(build: (id: number) => ToNvmlWorker): Promise<T> {
+  private request<T>(build: (id: number) => ToNvmlProcess): Promise<T> {
+    if (!this.child.connected) this.fail('the NVML collector process has disconnected');
     if (this.exited !== undefined) return Promise.reject(this.exited);
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage(build(id));
+      this.child.send(build(id));
     });
   }
 
-  private answer(message: FromNvmlWorker): void {
+  private answer(message: FromNvmlProcess): void {
     if (!('id' in message)) return;
     const pending = this.pending.get(message.id);
     if (pending === undefined) return;

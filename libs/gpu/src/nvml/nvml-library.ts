@@ -46,7 +46,7 @@ export interface PciInfo {
 /**
  * NVML's C API as koffi calls it: each function is declared with its nvml.h signature and returns the
  * `nvmlReturn_t`; values come back through the out-parameter cells. Synchronous: call it on a thread that
- * may block (the collector's Worker), never on the main event loop.
+ * may block (the collector's own process), never in the API's event loop.
  */
 export interface NvmlFunctions {
   nvmlInit_v2(): number;

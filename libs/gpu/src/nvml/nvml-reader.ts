@@ -46,7 +46,7 @@ const INITIAL_PROCESSES = 32;
 const MAX_PROCESSES = 4096;
 
 /**
- * Reads NVML synchronously: call it on the collector's thread. A field whose call answers
+ * Reads NVML synchronously: call it in the collector's process. A field whose call answers
  * NVML_ERROR_NOT_SUPPORTED is left out; any other failing field is left out and named in `fieldErrors`;
  * a device that answers GPU_IS_LOST (or RESET_REQUIRED, GPU_NOT_FOUND) is reported unhealthy with the
  * identity it had when it was last readable. Handles and identities are cached per index.
