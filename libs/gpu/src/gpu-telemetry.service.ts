@@ -172,6 +172,7 @@ export class GpuTelemetry implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   async onApplicationShutdown(): Promise<void> {
+    if (this.stopped) return;
     const previous = this.state;
     this.state = 'stopped';
     clearTimeout(this.timer);
