@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 const libAliases = ['monitoring', 'safety', 'config-files', 'rate-limit', 'gpu'];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'data/**', 'bench/results/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'data/**', 'bench/results/**', '.tools/**'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -252,9 +252,15 @@ function buildGraph(g: GraphBuilder, spec: ModelSpec): void {
   g.nodes.push({ name: 'reshape_actions', opType: 'Reshape', input: [raw, shape], output: [actions.name] });
 }
 
-/** The ONNX bytes of one model; the same bytes on every call and every machine. */
-export function buildModel(name: DemoModelName): Uint8Array {
-  const spec = SPECS[name];
+/**
+ * The ONNX bytes of one model; the same bytes on every call and every machine. `chainLayers` overrides the
+ * length of its MatMul chain (tests build a slower variant that way; the shipped files use the default).
+ */
+export function buildModel(
+  name: DemoModelName,
+  overrides: { readonly chainLayers?: number } = {},
+): Uint8Array {
+  const spec = { ...SPECS[name], ...overrides };
   const g = new GraphBuilder(mulberry32(spec.seed));
   buildGraph(g, spec);
   const { image, state, tokens, actions } = DEMO_INTERFACE;

@@ -373,7 +373,10 @@ describe('the slow model: queue limits, deadlines, disconnects, crashes (TESTS L
     });
 
   beforeAll(async () => {
-    ({ t, a, b, opsKey } = await setUp());
+    // Four times the shipped chain (about 0.3-0.8 s a run): the running request outlasts a burst of twelve
+    // being parsed and queued even on a slow, loaded CPU, so the saturation below is deterministic.
+    const dir = makeModelsDir({ 'demo-policy-slow': { from: 'demo-policy-slow', chainLayers: 4 * 440 } });
+    ({ t, a, b, opsKey } = await setUp({ MODELS_DIR: dir }));
   });
   afterAll(async () => {
     await t.close();

@@ -120,6 +120,8 @@ describe('loadConfig', () => {
         bodyLimitBytes: 8 * 1024 * 1024,
         keepAliveTimeoutMs: 65_000,
         requestTimeoutMs: 30_000,
+        maxConnections: 1024,
+        trustProxy: false,
       },
       database: { type: 'sqlite', path: resolve(CWD, 'data/platform.sqlite') },
       redis: null,
@@ -127,9 +129,14 @@ describe('loadConfig', () => {
       metrics: { token: null, public: false, httpMetrics: true, tenantLabels: true, maxTenants: 100 },
       robots: { dir: resolve(CWD, 'config/robots') },
       models: { dir: resolve(CWD, 'models'), stallTimeoutMs: 30_000 },
+      images: {
+        maxPixels: 4096 * 4096,
+        maxRequestPixels: 2 * 4096 * 4096,
+        maxInflightPixels: 4 * 4096 * 4096,
+      },
       usage: { flushIntervalMs: 1000, batchSize: 500, bufferMax: 10_000, overflowPolicy: 'reject' },
       shutdown: { drainDelayMs: 0, timeoutMs: 10_000 },
-      auth: { pepper: null, cacheTtlMs: 5000, bootstrap: true },
+      auth: { pepper: null, cacheTtlMs: 5000, bootstrap: true, pepperCheck: true, failureLimitPerMinute: 60 },
       rateLimit: {
         defaults: { requestsPerMinute: null, maxConcurrent: null, dailyQuota: null, tokensPerMinute: null },
         burstSeconds: 60,
@@ -310,6 +317,7 @@ describe('DATABASE_URL', () => {
       schema: 'public',
       poolSize: 10,
       connectTimeoutMs: 5000,
+      statementTimeoutMs: 5000,
     });
   });
 
@@ -343,6 +351,7 @@ describe('DATABASE_URL', () => {
       schema: 'public',
       poolSize: 10,
       connectTimeoutMs: 5000,
+      statementTimeoutMs: 5000,
     },
   );
 });
@@ -585,6 +594,101 @@ describe('API_KEY_PEPPER', () => {
     expect(expectRefused({ API_KEY_PEPPER: 'short-pepper' }, 'API_KEY_PEPPER', 'short-pepper')).toBe(
       'API_KEY_PEPPER must be at least 16 characters long.',
     );
+  });
+});
+
+describe('API_KEY_PEPPER_CHECK', () => {
+  it('defaults to on', () => {
+    expect(load({}).auth.pepperCheck).toBe(true);
+  });
+
+  it('reads off', () => {
+    expect(load({ API_KEY_PEPPER_CHECK: 'off' }).auth.pepperCheck).toBe(false);
+  });
+
+  it('refuses anything else, naming the variable', () => {
+    expect(expectRefused({ API_KEY_PEPPER_CHECK: 'skip' }, 'API_KEY_PEPPER_CHECK')).toBe(
+      'API_KEY_PEPPER_CHECK must be on or off.',
+    );
+  });
+});
+
+describeInteger('AUTH_FAILURE_LIMIT_PER_MINUTE', {
+  read: (c) => c.auth.failureLimitPerMinute,
+  def: 60,
+  min: 0,
+  max: 1_000_000,
+});
+
+describeInteger('HTTP_MAX_CONNECTIONS', {
+  read: (c) => c.http.maxConnections,
+  def: 1024,
+  min: 1,
+  max: 1_000_000,
+});
+
+describe('HTTP_TRUST_PROXY', () => {
+  it.each(['off', 'false', '0'])('reads %j as off', (raw) => {
+    expect(load({ HTTP_TRUST_PROXY: raw }).http.trustProxy).toBe(false);
+  });
+
+  it('reads a hop count', () => {
+    expect(load({ HTTP_TRUST_PROXY: '2' }).http.trustProxy).toBe(2);
+  });
+
+  it('reads addresses, CIDR ranges and the named ranges', () => {
+    expect(
+      load({ HTTP_TRUST_PROXY: 'loopback, 10.0.0.0/8,192.168.1.7, fd00::/8, uniquelocal' }).http.trustProxy,
+    ).toEqual(['loopback', '10.0.0.0/8', '192.168.1.7', 'fd00::/8', 'uniquelocal']);
+  });
+
+  it.each(['11', 'everyone', '10.0.0.0/33', '::1/129', '10.0.0.1/8/1', 'true', '10.0.0', ''])(
+    'refuses %j, naming the variable',
+    (raw) => {
+      if (raw === '') {
+        expect(load({ HTTP_TRUST_PROXY: raw }).http.trustProxy).toBe(false);
+        return;
+      }
+      expectRefused({ HTTP_TRUST_PROXY: raw }, 'HTTP_TRUST_PROXY');
+    },
+  );
+});
+
+describeInteger('DATABASE_STATEMENT_TIMEOUT_MS', {
+  read: (c) => (c.database.type === 'postgres' ? c.database.statementTimeoutMs : NaN),
+  def: 5000,
+  min: 100,
+  max: 600_000,
+  base: { DATABASE_URL: PG_URL },
+});
+
+describeInteger('IMAGE_MAX_PIXELS', {
+  read: (c) => c.images.maxPixels,
+  def: 4096 * 4096,
+  min: 1,
+  max: 2 ** 30,
+  base: { IMAGE_MAX_REQUEST_PIXELS: String(2 ** 30), IMAGE_MAX_INFLIGHT_PIXELS: String(2 ** 30) },
+});
+
+describe('IMAGE_MAX_REQUEST_PIXELS and IMAGE_MAX_INFLIGHT_PIXELS', () => {
+  it('read pixel counts', () => {
+    expect(
+      load({ IMAGE_MAX_PIXELS: '100', IMAGE_MAX_REQUEST_PIXELS: '200', IMAGE_MAX_INFLIGHT_PIXELS: '300' })
+        .images,
+    ).toEqual({ maxPixels: 100, maxRequestPixels: 200, maxInflightPixels: 300 });
+  });
+
+  it('refuse a request bound below the per-image bound, and a process bound below the request bound', () => {
+    expect(expectRefused({ IMAGE_MAX_REQUEST_PIXELS: '1000' }, 'IMAGE_MAX_REQUEST_PIXELS')).toBe(
+      'IMAGE_MAX_REQUEST_PIXELS must be at least IMAGE_MAX_PIXELS.',
+    );
+    expect(expectRefused({ IMAGE_MAX_INFLIGHT_PIXELS: '1000' }, 'IMAGE_MAX_INFLIGHT_PIXELS')).toBe(
+      'IMAGE_MAX_INFLIGHT_PIXELS must be at least IMAGE_MAX_REQUEST_PIXELS.',
+    );
+  });
+
+  it.each(['IMAGE_MAX_REQUEST_PIXELS', 'IMAGE_MAX_INFLIGHT_PIXELS'])('%s refuses a non-integer', (name) => {
+    expect(expectRefused({ [name]: 'many' }, name)).toBe(`${name} must be an integer from 1 to ${2 ** 30}.`);
   });
 });
 

@@ -1,4 +1,5 @@
 import { Inject } from '@nestjs/common';
+import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import {
   ConfigError,
@@ -22,6 +23,8 @@ export type DatabaseConfig =
       readonly schema: string;
       readonly poolSize: number;
       readonly connectTimeoutMs: number;
+      /** Server-side `statement_timeout`; the client drops a connection silent for this plus a margin. */
+      readonly statementTimeoutMs: number;
     };
 
 /** The whole configuration, built once at start from the environment; frozen. */
@@ -33,6 +36,9 @@ export interface AppConfig {
     readonly bodyLimitBytes: number;
     readonly keepAliveTimeoutMs: number;
     readonly requestTimeoutMs: number;
+    readonly maxConnections: number;
+    /** Express's `trust proxy`: false, a hop count, or addresses and ranges (`HTTP_TRUST_PROXY`). */
+    readonly trustProxy: false | number | readonly string[];
   };
   readonly database: DatabaseConfig;
   readonly redis: { readonly url: string } | null;
@@ -91,6 +97,18 @@ export interface AppConfig {
     readonly pepper: string | null;
     readonly cacheTtlMs: number;
     readonly bootstrap: boolean;
+    /** Refuse to start when the pepper differs from the stored marker's (`API_KEY_PEPPER_CHECK`). */
+    readonly pepperCheck: boolean;
+    /** Failed authentications per minute per client address; 0: no limit. */
+    readonly failureLimitPerMinute: number;
+  };
+  readonly images: {
+    /** Pixels of one image (from its header, before decoding). */
+    readonly maxPixels: number;
+    /** Pixels of all the images of one request. */
+    readonly maxRequestPixels: number;
+    /** Pixels being decoded at once in this process. */
+    readonly maxInflightPixels: number;
   };
 }
 
@@ -109,6 +127,7 @@ function databaseConfig(env: Env, cwd: string): DatabaseConfig {
   }
   const poolSize = integerVar(env, 'DATABASE_POOL_SIZE', 10, 1, 200);
   const connectTimeoutMs = integerVar(env, 'DATABASE_CONNECT_TIMEOUT_MS', 5000, 100, 600_000);
+  const statementTimeoutMs = integerVar(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000, 100, 600_000);
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
     if (path === '') throw new ConfigError('DATABASE_URL must be sqlite:<path> or postgres://...');
@@ -138,7 +157,7 @@ function databaseConfig(env: Env, cwd: string): DatabaseConfig {
         'DATABASE_URL must name a host and a database: postgres://user:pass@host:5432/db.',
       );
     }
-    return { type: 'postgres', url, schema, poolSize, connectTimeoutMs };
+    return { type: 'postgres', url, schema, poolSize, connectTimeoutMs, statementTimeoutMs };
   }
   throw new ConfigError('DATABASE_URL must be sqlite:<path> or postgres://user:pass@host:5432/db.');
 }
@@ -184,7 +203,43 @@ function authConfig(env: Env): AppConfig['auth'] {
     pepper,
     cacheTtlMs: integerVar(env, 'API_KEY_CACHE_TTL_MS', 5000, 0, 300_000),
     bootstrap: booleanVar(env, 'BOOTSTRAP_KEY', true, 'on or off'),
+    pepperCheck: booleanVar(env, 'API_KEY_PEPPER_CHECK', true, 'on or off'),
+    failureLimitPerMinute: integerVar(env, 'AUTH_FAILURE_LIMIT_PER_MINUTE', 60, 0, 1_000_000),
   };
+}
+
+const TRUST_PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** `HTTP_TRUST_PROXY`: off, a hop count, or a list of addresses, CIDR ranges and Express's range names. */
+function trustProxyVar(env: Env): AppConfig['http']['trustProxy'] {
+  const raw = readVar(env, 'HTTP_TRUST_PROXY')?.trim();
+  if (raw === undefined || ['off', 'false', 'no', '0'].includes(raw.toLowerCase())) return false;
+  if (/^\d+$/.test(raw)) {
+    const hops = Number(raw);
+    if (hops > 10)
+      throw new ConfigError('HTTP_TRUST_PROXY must be off, a number of hops from 1 to 10, or addresses.');
+    return hops;
+  }
+  const entries = raw.split(',').map((e) => e.trim());
+  for (const entry of entries) {
+    if (!isTrustedProxyEntry(entry)) {
+      throw new ConfigError(
+        'HTTP_TRUST_PROXY must be off, a number of hops from 1 to 10, or a comma-separated list of addresses, CIDR ranges, loopback, linklocal or uniquelocal.',
+      );
+    }
+  }
+  return entries;
+}
+
+function isTrustedProxyEntry(entry: string): boolean {
+  if (TRUST_PROXY_NAMES.has(entry)) return true;
+  const [address, prefix, ...rest] = entry.split('/');
+  if (rest.length > 0 || address === undefined) return false;
+  const family = isIP(address);
+  if (family === 0) return false;
+  if (prefix === undefined) return true;
+  if (!/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
 /** A folder variable, resolved against `cwd` when relative. */
@@ -201,6 +256,19 @@ export const RATE_LIMIT_FAILURE_MODES = ['local', 'open', 'closed'] as const;
 /** An optional limit: unset is null (no limit). */
 function limitVar(env: Env, name: EnvVarName, max: number): number | null {
   return readVar(env, name) === undefined ? null : integerVar(env, name, 0, 1, max);
+}
+
+const MAX_PIXELS_CAP = 2 ** 30;
+
+function imagesConfig(env: Env): AppConfig['images'] {
+  const maxPixels = integerVar(env, 'IMAGE_MAX_PIXELS', 4096 * 4096, 1, MAX_PIXELS_CAP);
+  const maxRequestPixels = integerVar(env, 'IMAGE_MAX_REQUEST_PIXELS', 2 * 4096 * 4096, 1, MAX_PIXELS_CAP);
+  const maxInflightPixels = integerVar(env, 'IMAGE_MAX_INFLIGHT_PIXELS', 4 * 4096 * 4096, 1, MAX_PIXELS_CAP);
+  if (maxRequestPixels < maxPixels)
+    throw new ConfigError('IMAGE_MAX_REQUEST_PIXELS must be at least IMAGE_MAX_PIXELS.');
+  if (maxInflightPixels < maxRequestPixels)
+    throw new ConfigError('IMAGE_MAX_INFLIGHT_PIXELS must be at least IMAGE_MAX_REQUEST_PIXELS.');
+  return { maxPixels, maxRequestPixels, maxInflightPixels };
 }
 
 function gpuConfig(env: Env): AppConfig['gpu'] {
@@ -249,6 +317,8 @@ export function loadConfig(env: Env, options: { cwd?: string; version?: string }
       bodyLimitBytes: integerVar(env, 'HTTP_BODY_LIMIT_BYTES', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
       keepAliveTimeoutMs: integerVar(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 65_000, 1000, 3_600_000),
       requestTimeoutMs: integerVar(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
+      maxConnections: integerVar(env, 'HTTP_MAX_CONNECTIONS', 1024, 1, 1_000_000),
+      trustProxy: trustProxyVar(env),
     },
     database: databaseConfig(env, options.cwd ?? process.cwd()),
     redis: redisConfig(env),
@@ -262,6 +332,7 @@ export function loadConfig(env: Env, options: { cwd?: string; version?: string }
       dir: folderVar(env, 'MODELS_DIR', 'models', options.cwd ?? process.cwd()),
       stallTimeoutMs: integerVar(env, 'MODEL_STALL_TIMEOUT_MS', 30_000, 100, 3_600_000),
     },
+    images: imagesConfig(env),
     usage: {
       flushIntervalMs: integerVar(env, 'USAGE_FLUSH_INTERVAL_MS', 1000, 10, 600_000),
       batchSize: integerVar(env, 'USAGE_BATCH_SIZE', 500, 1, 5000),

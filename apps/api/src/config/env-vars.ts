@@ -39,6 +39,12 @@ export const ENV_VARS = [
     description: 'How long to wait for a PostgreSQL connection before failing.',
   },
   {
+    name: 'DATABASE_STATEMENT_TIMEOUT_MS',
+    default: '5000',
+    description:
+      'PostgreSQL: the longest one query may run (`statement_timeout`); the client gives up on a connection that has not answered by then plus 1 s, and drops it (100-600000).',
+  },
+  {
     name: 'REDIS_URL',
     default: '',
     description: '`redis://[:password@]host:6379[/db]`. Unset: no Redis (limits in memory).',
@@ -94,6 +100,18 @@ export const ENV_VARS = [
     description: 'How long a client may take to send a whole request (headers and body); then 408.',
   },
   {
+    name: 'HTTP_MAX_CONNECTIONS',
+    default: '1024',
+    description:
+      'Most client connections open at once (1-1000000); a connection past it is closed at once and counted. Idle keep-alive connections close after `HTTP_KEEP_ALIVE_TIMEOUT_MS`.',
+  },
+  {
+    name: 'HTTP_TRUST_PROXY',
+    default: 'off',
+    description:
+      'Which proxies in front of the API to believe about the client address (`X-Forwarded-For`): `off`, a number of hops (1-10), or a comma-separated list of addresses, CIDR ranges, `loopback`, `linklocal`, `uniquelocal`.',
+  },
+  {
     name: 'API_KEY_PEPPER',
     default: '',
     description:
@@ -101,10 +119,22 @@ export const ENV_VARS = [
     secret: true,
   },
   {
+    name: 'API_KEY_PEPPER_CHECK',
+    default: 'on',
+    description:
+      '`on`: refuse to start when `API_KEY_PEPPER` differs from the one the stored keys were made with (a marker of it, never the pepper, is kept in the database). `off`: start anyway and record the new pepper (every existing key stops working).',
+  },
+  {
     name: 'API_KEY_CACHE_TTL_MS',
     default: '5000',
     description:
       'How long a verified key is trusted without the database: the longest a revoked key keeps working on another replica.',
+  },
+  {
+    name: 'AUTH_FAILURE_LIMIT_PER_MINUTE',
+    default: '60',
+    description:
+      'Failed authentications per minute per client address before keys not already verified are answered 429 without a database look-up (0-1000000; 0: no limit).',
   },
   {
     name: 'BOOTSTRAP_KEY',
@@ -129,6 +159,23 @@ export const ENV_VARS = [
     default: '30000',
     description:
       'A model with queued or running work that completes nothing for this long is unhealthy (readiness 503): the stalled-worker case.',
+  },
+  {
+    name: 'IMAGE_MAX_PIXELS',
+    default: '16777216',
+    description:
+      'Largest image, in pixels (width × height, read from its header before decoding; 4096 × 4096 by default); larger gets 422 `image_too_large`.',
+  },
+  {
+    name: 'IMAGE_MAX_REQUEST_PIXELS',
+    default: '33554432',
+    description: 'Most pixels of all the images of one request together; more gets 422 `image_too_large`.',
+  },
+  {
+    name: 'IMAGE_MAX_INFLIGHT_PIXELS',
+    default: '67108864',
+    description:
+      'Most pixels this process decodes at once, across requests; a request whose images do not fit waits (within its deadline) for others to finish. Bounds decoding memory.',
   },
   {
     name: 'USAGE_FLUSH_INTERVAL_MS',

@@ -108,6 +108,7 @@ const PG_URL = postgresTestUrl();
           schema,
           poolSize: 3,
           connectTimeoutMs: 5000,
+          statementTimeoutMs: 5000,
         }),
       );
     });
@@ -149,6 +150,7 @@ const PG_URL = postgresTestUrl();
           schema,
           poolSize: 2,
           connectTimeoutMs: 5000,
+          statementTimeoutMs: 5000,
         }),
       );
       await other.destroy();

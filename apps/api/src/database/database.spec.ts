@@ -287,7 +287,14 @@ function testDatabaseUrl(url: string): string {
     });
 
     databaseContract({
-      config: () => ({ type: 'postgres', url: url ?? '', schema, poolSize: 2, connectTimeoutMs: 5000 }),
+      config: () => ({
+        type: 'postgres',
+        url: url ?? '',
+        schema,
+        poolSize: 2,
+        connectTimeoutMs: 5000,
+        statementTimeoutMs: 5000,
+      }),
       tables: async (ds) =>
         (
           await ds.query<NameRow[]>(
@@ -323,6 +330,7 @@ function testDatabaseUrl(url: string): string {
           schema,
           poolSize: 1,
           connectTimeoutMs: 5000,
+          statementTimeoutMs: 5000,
         }),
       );
       try {

@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   forbidden: { status: 403, message: 'This credential may not do that.' },
   not_found: { status: 404, message: 'No route matches this method and path.' },
   model_not_found: { status: 404, message: 'No model has that id.' },
+  method_not_allowed: { status: 405, message: 'This path does not take that method; see the Allow header.' },
   conflict: { status: 409, message: 'That already exists.' },
   request_timeout: { status: 408, message: 'The request body did not arrive in time.' },
   payload_too_large: { status: 413, message: 'The request body is larger than the limit.' },
@@ -38,6 +39,7 @@ export const ERROR_CODES = {
   not_ready: { status: 503, message: 'The service is not ready.' },
   shutting_down: { status: 503, message: 'The server is shutting down; retry on another replica.' },
   dependency_unavailable: { status: 503, message: 'A dependency is unavailable; retry later.' },
+  database_unavailable: { status: 503, message: 'The database is unavailable; retry later.' },
   rate_limit_unavailable: {
     status: 503,
     message: 'Rate limits cannot be checked right now, so requests are refused; retry later.',

@@ -208,7 +208,9 @@ export class ModelWorkers {
           }
         }
       });
-      worker.on('error', (error) => {
+      // @types/node 24 types the listener's argument as `any`: a Worker may throw anything.
+      worker.on('error', (thrown: unknown) => {
+        const error = thrown instanceof Error ? thrown : new Error(String(thrown));
         if (!settled) {
           settled = true;
           reject(error);

@@ -403,6 +403,7 @@ const PG_URL = postgresTestUrl();
       schema,
       poolSize: 2,
       connectTimeoutMs: 2000,
+      statementTimeoutMs: 5000,
     });
 
     beforeAll(async () => {

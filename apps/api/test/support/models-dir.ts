@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse, stringify } from 'yaml';
+import { buildModel } from '../../../../models/scripts/build-models';
 
 /** The repository's models folder. */
 export const REPO_MODELS_DIR = resolve(__dirname, '../../../../models');
@@ -17,6 +18,8 @@ export interface TestModel {
   readonly yaml?: Yaml;
   /** `missing`: no .onnx file; `corrupt`: a file that is not a model. */
   readonly onnx?: 'missing' | 'corrupt';
+  /** Rebuilds the .onnx with this many chain layers (the slow model has 440: about 70-200 ms by CPU). */
+  readonly chainLayers?: number;
 }
 
 function merge(base: Yaml, over: Yaml): Yaml {
@@ -50,6 +53,8 @@ export function makeModelsDir(models: Record<string, TestModel>): string {
     writeFileSync(join(dir, 'model.yaml'), stringify(yaml));
     const file = String(yaml.file);
     if (model.onnx === 'corrupt') writeFileSync(join(dir, file), 'this is not an ONNX model\n');
+    else if (model.chainLayers !== undefined)
+      writeFileSync(join(dir, file), buildModel(model.from, { chainLayers: model.chainLayers }));
     else if (model.onnx !== 'missing') copyFileSync(join(source, 'model.onnx'), join(dir, file));
   }
   return root;
