@@ -4,6 +4,7 @@ import { request } from 'undici';
 import { ModelRegistry } from '../src/inference/model-registry.service';
 import { UsageWriter } from '../src/usage/usage.writer';
 import { AdminApi, bootstrapKeyOf } from './support/api-keys';
+import { ChildServer } from './support/child-server';
 import { eventually } from './support/eventually';
 import { makeModelsDir } from './support/models-dir';
 import { parsePrometheusText, sampleValue, findSamples } from './support/prom-text';
@@ -538,6 +539,98 @@ describe('models that fail to load (TESTS F10a)', () => {
     } finally {
       await t.close();
     }
+  });
+
+  it('says per field what the file has when model.yaml does not match it, in /models/stats and one log line', async () => {
+    const primary = {
+      name: 'primary',
+      tensor: 'img',
+      height: 224,
+      width: 224,
+      channels: 3,
+      mean: [0.5, 0.5, 0.5],
+      std: [0.5, 0.5, 0.5],
+    };
+    const dir = makeModelsDir({
+      'demo-policy': { from: 'demo-policy' },
+      renamed: {
+        from: 'demo-policy',
+        yaml: { inputs: { images: [primary] }, outputs: { actions: { horizon: 12 } } },
+      },
+    });
+    const { t, a, opsKey } = await setUp({ MODELS_DIR: dir });
+    try {
+      const problems = [
+        {
+          field: 'inputs.images[0].tensor',
+          message:
+            'the file has no input "img"; its inputs are image (float32 [batch,3,224,224]), state (float32 [batch,8]), tokens (int64 [batch,16])',
+        },
+        {
+          field: 'outputs.actions',
+          message: 'the file\'s output "actions" is [batch,10,8] but horizon x dim is 12 x 8',
+        },
+      ];
+      const reason = `model.yaml does not match the model file: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`;
+      const stats = await t.fetch('/models/stats', { headers: { 'x-api-key': opsKey } });
+      const models = (stats.json() as { models: { model: string; status: string; reason: string | null }[] })
+        .models;
+      expect(models.map((m) => [m.model, m.status, m.reason])).toEqual([
+        ['demo-policy', 'ready', null],
+        ['renamed', 'unavailable', reason],
+      ]);
+      const lines = t.logs.records().filter((r) => r.model === 'renamed' && r.level === 'error');
+      expect(lines).toEqual([
+        expect.objectContaining({
+          msg: 'model failed to load; it is listed as unavailable',
+          stage: 'interface',
+          reason,
+          problems,
+        }),
+      ]);
+      expect(JSON.stringify(lines)).not.toContain(dir);
+      const res = await a.post({
+        model: 'renamed',
+        robot_type: 'franka_panda',
+        images: { primary: 'x' },
+        state: HOME,
+      });
+      expect(res.status).toBe(503);
+      expect(res.json.error.code).toBe('model_unavailable');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('keeps ONNX Runtime quiet when the CUDA provider is missing: every line on stdout and stderr is JSON', async () => {
+    const dir = makeModelsDir({
+      'demo-policy': { from: 'demo-policy', yaml: { device: 'cuda', workers: 2 } },
+    });
+    const server = ChildServer.spawn('apps/api/src/main.ts', { MODELS_DIR: dir, BOOTSTRAP_KEY: 'off' });
+    try {
+      await server.waitUntilListening();
+      const fallback = await server.waitForLog((r) => r.requested_device === 'cuda');
+      expect(fallback).toMatchObject({
+        level: 'warn',
+        model: 'demo-policy',
+        device: 'cpu',
+        msg: 'device cuda requested but the CUDA execution provider is not usable: running on CPU',
+      });
+      // What ONNX Runtime said, as its exception gave it: no path (its log line has three).
+      expect(fallback.onnxruntime_error).toEqual(expect.stringContaining('Cuda'));
+      expect(fallback.onnxruntime_error).not.toMatch(/\//);
+      await server.waitForLog((r) => r.msg === 'model loaded' && r.device === 'cpu');
+    } finally {
+      await server.dispose();
+    }
+    const stderr = server.stderr
+      .join('')
+      .split('\n')
+      .filter((l) => l !== '');
+    for (const line of [...server.stdout, ...stderr]) {
+      expect(() => JSON.parse(line) as unknown).not.toThrow();
+    }
+    expect(stderr.join('\n')).not.toContain('onnxruntime');
   });
 
   it('makes readiness 503 when no model loaded', async () => {

@@ -12,6 +12,7 @@ import { checkModelAgainstProfiles, loadModelConfigs } from './model-config.load
 import { GpuMeasuredRunner } from './gpu-measured-runner';
 import { type QueueSnapshot, ModelScheduler } from './model-scheduler';
 import { ModelWorkers } from './model-workers';
+import { ModelLoadError } from './model-interface';
 import { INFERENCE_METRICS } from './inference.metrics-names';
 
 /** Models the registry was given directly (tests), instead of reading MODELS_DIR. */
@@ -155,12 +156,21 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
         try {
           workers = await attempt(['cuda', 'cpu']);
         } catch (error) {
+          // A missing file or a model.yaml that does not match it fails the same on the CPU: no second try.
+          if (!fallsBackToCpu(error)) throw error;
+          workers = await attempt(['cpu']);
+          entry.device = 'cpu';
+          // Logged once the CPU has loaded it, so the line never announces a fallback that then failed.
           this.logger.warn(
-            { component: 'inference', model: config.id, reason: (error as Error).message },
+            {
+              component: 'inference',
+              model: config.id,
+              requested_device: 'cuda',
+              device: 'cpu',
+              onnxruntime_error: (error as Error).message,
+            },
             'device cuda requested but the CUDA execution provider is not usable: running on CPU',
           );
-          entry.device = 'cpu';
-          workers = await attempt(['cpu']);
         }
       } else {
         workers = await attempt(['cpu']);
@@ -198,9 +208,25 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
       entry.status = 'unavailable';
       entry.reason = (error as Error).message;
       this.logger.error(
-        { component: 'inference', model: config.id, reason: entry.reason },
+        {
+          component: 'inference',
+          model: config.id,
+          reason: entry.reason,
+          ...(error instanceof ModelLoadError
+            ? { stage: error.stage, ...(error.problems.length > 0 ? { problems: error.problems } : {}) }
+            : {}),
+        },
         'model failed to load; it is listed as unavailable',
       );
     }
   }
+}
+
+/**
+ * Whether a load that failed with the CUDA provider is worth a second try on the CPU alone: when ONNX Runtime
+ * refused the session (the provider's libraries did not load) or the warm-up failed on it. A missing file or
+ * an interface mismatch does not depend on the provider.
+ */
+function fallsBackToCpu(error: unknown): boolean {
+  return !(error instanceof ModelLoadError) || error.stage === 'session' || error.stage === 'dry_run';
 }

@@ -1,10 +1,12 @@
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadModelConfig } from './model-config.loader';
 import type { ModelConfig } from './model-config';
 import { BatchFailedError, ModelWorkers, WorkerCrashedError } from './model-workers';
 import type { WorkItem } from './tensor-prep';
+import { ModelLoadError } from './model-interface';
+import { withDeclaredShape } from '../../test/support/onnx-edit';
 
 /** Real Worker threads running the real demo model with ONNX Runtime. */
 jest.setTimeout(60_000);
@@ -21,9 +23,16 @@ function item(fill = 100): WorkItem {
 
 describe('ModelWorkers (real ONNX Runtime in Worker threads)', () => {
   let workers: ModelWorkers | undefined;
+  const dirs: string[] = [];
+  const tempDir = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vla-model-'));
+    dirs.push(dir);
+    return dir;
+  };
   afterEach(async () => {
     await workers?.close();
     workers = undefined;
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
 
   it('loads the model, runs a batch and answers one chunk per request, un-normalised', async () => {
@@ -61,8 +70,20 @@ describe('ModelWorkers (real ONNX Runtime in Worker threads)', () => {
   });
 
   it('fails a batch the model cannot run, and the Worker serves the next one', async () => {
-    // A state one value too long: ONNX Runtime refuses the tensor's shape.
-    const wrong: ModelConfig = { ...DEMO, inputs: { ...DEMO.inputs, state: { tensor: 'state', size: 9 } } };
+    // The file declares the state as [batch, n], which a size of 9 matches, but its graph needs 8: ONNX
+    // Runtime fails the run, as with a model exported with a dimension left symbolic by mistake.
+    const dir = tempDir();
+    const file = join(dir, 'model.onnx');
+    writeFileSync(
+      file,
+      withDeclaredShape(readFileSync(DEMO.file), 'state', [{ param: 'batch' }, { param: 'n' }]),
+    );
+    const wrong: ModelConfig = {
+      ...DEMO,
+      file,
+      dir,
+      inputs: { ...DEMO.inputs, state: { tensor: 'state', size: 9 } },
+    };
     workers = new ModelWorkers(wrong, { executionProviders: ['cpu'], warmUp: false });
     await workers.start();
     await expect(workers.run([{ ...item(), state: new Float32Array(9) }])).rejects.toBeInstanceOf(
@@ -100,6 +121,55 @@ describe('ModelWorkers (real ONNX Runtime in Worker threads)', () => {
     await closing;
     expect(workers.active).toBe(0);
     workers = undefined;
+  });
+
+  it('rejects start() with every mismatch, per field, when model.yaml does not match the file', async () => {
+    const wrong: ModelConfig = {
+      ...DEMO,
+      inputs: { ...DEMO.inputs, images: [{ ...DEMO.inputs.images[0], tensor: 'img' }] },
+      outputs: { actions: { ...DEMO.outputs.actions, horizon: 12 } },
+    };
+    const failing = new ModelWorkers(wrong, { executionProviders: ['cpu'] });
+    const error = (await failing.start().catch((e: unknown) => e)) as ModelLoadError;
+    expect(error).toBeInstanceOf(ModelLoadError);
+    expect(error.stage).toBe('interface');
+    expect(error.problems).toEqual([
+      {
+        field: 'inputs.images[0].tensor',
+        message:
+          'the file has no input "img"; its inputs are image (float32 [batch,3,224,224]), state (float32 [batch,8]), tokens (int64 [batch,16])',
+      },
+      {
+        field: 'outputs.actions',
+        message: 'the file\'s output "actions" is [batch,10,8] but horizon x dim is 12 x 8',
+      },
+    ]);
+    expect(error.message).toMatch(
+      /^model\.yaml does not match the model file: inputs\.images\[0\]\.tensor: /,
+    );
+    expect(failing.active).toBe(0);
+  });
+
+  it("rejects start() at the warm-up when a batch of zeros fails, with ONNX Runtime's path-free reason", async () => {
+    const dir = tempDir();
+    const file = join(dir, 'model.onnx');
+    writeFileSync(
+      file,
+      withDeclaredShape(readFileSync(DEMO.file), 'state', [{ param: 'batch' }, { param: 'n' }]),
+    );
+    const wrong: ModelConfig = {
+      ...DEMO,
+      file,
+      dir,
+      inputs: { ...DEMO.inputs, state: { tensor: 'state', size: 9 } },
+    };
+    const error = (await new ModelWorkers(wrong, { executionProviders: ['cpu'] })
+      .start()
+      .catch((e: unknown) => e)) as ModelLoadError;
+    expect(error).toBeInstanceOf(ModelLoadError);
+    expect(error.stage).toBe('dry_run');
+    expect(error.message).toMatch(/^a batch of 1 zero requests failed: .*GEMM/);
+    expect(error.message).not.toContain(dir);
   });
 
   it('rejects start() with a path-free reason when the model file is corrupt', async () => {

@@ -2,6 +2,7 @@ import { extname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { ModelConfig } from './model-config';
+import { ModelLoadError } from './model-interface';
 import type { WorkItem } from './tensor-prep';
 import type { ControlMessage, FromWorker, ToWorker, WorkerInit } from './worker-protocol';
 
@@ -73,7 +74,10 @@ export class ModelWorkers {
     private readonly options: ModelWorkersOptions,
   ) {}
 
-  /** Starts every Worker; resolves when all have loaded the model, rejects with the first load failure. */
+  /**
+   * Starts every Worker; resolves when all have loaded the model, rejects with the first load failure: a
+   * {@link ModelLoadError} when the Worker could say why, an `Error` when it died while loading.
+   */
   async start(): Promise<LoadInfo> {
     const results = await Promise.allSettled(
       Array.from({ length: this.config.workers }, () => this.spawn(this.options.warmUp ?? true)),
@@ -185,7 +189,7 @@ export class ModelWorkers {
             return;
           case 'load_failed':
             settled = true;
-            reject(new Error(message.reason));
+            reject(new ModelLoadError(message.stage, message.reason, message.problems));
             void worker.terminate();
             return;
           case 'result':

@@ -5,10 +5,11 @@
  *
  * Kept free of Nest and of `@app/*` imports: it starts in a bare Worker.
  */
-import { InferenceSession, Tensor } from 'onnxruntime-node';
+import type { InferenceSession } from 'onnxruntime-node';
 import { performance } from 'node:perf_hooks';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { packImages, packStates, packTokens, unpackActions, type WorkItem } from './tensor-prep';
+import { ModelLoadError } from './model-interface';
+import { dryRun, openSession, reasonOf, runBatch } from './onnx-session';
 import type { ControlMessage, FromWorker, ToWorker, WorkerInit } from './worker-protocol';
 
 const init = workerData as WorkerInit;
@@ -19,87 +20,16 @@ function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
   port?.postMessage(message, transfer);
 }
 
-/** Short, path-free text of an ONNX Runtime error. */
-function reasonOf(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.replace(/(\/[^\s:'"]+)+/g, (p) => p.split('/').pop() ?? '').slice(0, 300);
-}
-
-function feeds(items: readonly WorkItem[]): Record<string, Tensor> {
-  const n = items.length;
-  const out: Record<string, Tensor> = {};
-  config.inputs.images.forEach((spec, k) => {
-    const data = packImages(
-      items.map((item) => item.images[k]),
-      spec,
-    );
-    const dims =
-      spec.layout === 'nchw'
-        ? [n, spec.channels, spec.height, spec.width]
-        : [n, spec.height, spec.width, spec.channels];
-    out[spec.tensor] = new Tensor(spec.dtype, data, dims);
-  });
-  const state = config.inputs.state;
-  out[state.tensor] = new Tensor(
-    'float32',
-    packStates(
-      items.map((item) => item.state),
-      state,
-    ),
-    [n, state.size],
-  );
-  const instruction = config.inputs.instruction;
-  if (instruction !== undefined) {
-    const tokens = packTokens(
-      items.map((item) => item.tokens ?? new Int32Array(instruction.maxTokens)),
-      instruction.maxTokens,
-      instruction.dtype,
-    );
-    out[instruction.tensor] = new Tensor(instruction.dtype, tokens, [n, instruction.maxTokens]);
-  }
-  return out;
-}
-
-function zeroItems(count: number): WorkItem[] {
-  return Array.from({ length: count }, () => ({
-    images: config.inputs.images.map((s) => new Uint8Array(s.height * s.width * s.channels)),
-    state: Float32Array.from(config.inputs.state.mean ?? new Array<number>(config.inputs.state.size).fill(0)),
-    tokens:
-      config.inputs.instruction === undefined ? null : new Int32Array(config.inputs.instruction.maxTokens),
-  }));
-}
-
-/** Packs, runs and unpacks one batch; `computeMs` is `session.run` alone. */
-async function run(
-  session: InferenceSession,
-  items: readonly WorkItem[],
-): Promise<{ actions: Float32Array[]; computeMs: number }> {
-  const output = config.outputs.actions;
-  const inputs = feeds(items);
-  const started = performance.now();
-  const results = await session.run(inputs, [output.tensor]);
-  const computeMs = performance.now() - started;
-  const tensor = results[output.tensor];
-  if (tensor === undefined || tensor.type !== 'float32') {
-    throw new Error(`output ${output.tensor} is missing or not float32`);
-  }
-  return { actions: unpackActions(tensor.data as Float32Array, items.length, output), computeMs };
-}
-
 async function main(): Promise<void> {
   const rssBefore = process.memoryUsage().rss;
   const started = performance.now();
   let session: InferenceSession;
   try {
-    session = await InferenceSession.create(config.file, {
-      executionProviders: [...init.executionProviders],
-      intraOpNumThreads: config.intraOpThreads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-    });
-    if (init.warmUp) await run(session, zeroItems(1));
+    session = await openSession(config, init.executionProviders);
+    if (init.warmUp) await dryRun(session, config);
   } catch (error) {
-    post({ type: 'load_failed', reason: reasonOf(error) });
+    const failure = error instanceof ModelLoadError ? error : new ModelLoadError('session', reasonOf(error));
+    post({ type: 'load_failed', stage: failure.stage, reason: failure.reason, problems: failure.problems });
     return;
   }
   post({
@@ -124,7 +54,7 @@ async function main(): Promise<void> {
     void (async () => {
       let reply: { message: FromWorker; transfer: ArrayBuffer[] };
       try {
-        const { actions, computeMs } = await run(session, message.items);
+        const { actions, computeMs } = await runBatch(session, config, message.items);
         reply = {
           message: {
             type: 'result',
@@ -133,7 +63,7 @@ async function main(): Promise<void> {
             taskMs: performance.now() - received,
             actions,
           },
-          transfer: actions.map((a) => a.buffer as ArrayBuffer),
+          transfer: actions.map((a) => a.buffer),
         };
       } catch (error) {
         reply = {

@@ -1,5 +1,6 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { ModelConfig } from './model-config';
+import type { InterfaceProblem, LoadStage } from './model-interface';
 import type { WorkItem } from './tensor-prep';
 
 /** What a Worker is started with (structured-cloned once). */
@@ -42,7 +43,14 @@ export type FromWorker =
       readonly inputNames: readonly string[];
       readonly outputNames: readonly string[];
     }
-  | { readonly type: 'load_failed'; readonly reason: string }
+  | {
+      readonly type: 'load_failed';
+      readonly stage: LoadStage;
+      /** Path-free. */
+      readonly reason: string;
+      /** Every mismatch between model.yaml and the file, for stage `interface`. */
+      readonly problems: readonly InterfaceProblem[];
+    }
   | {
       readonly type: 'result';
       readonly batchId: number;
