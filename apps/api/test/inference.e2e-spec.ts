@@ -212,6 +212,35 @@ describe('POST /v1/inference with the demo policy', () => {
     if (field !== '') expect(res.json.error.fields.map((f: { path: string }) => f.path)).toContain(field);
   });
 
+  it('answers a camera sent under the wrong name with one 422 that names it once, what the model takes and the keys given', async () => {
+    type FieldsError = { code: string; message: string; fields: { path: string; message: string }[] };
+    const errorOf = async (images: Record<string, string>) => {
+      const res = await a.post(body({ images }));
+      expect(res.status).toBe(422);
+      const { code, message, fields } = res.json.error as unknown as FieldsError;
+      return { code, message, fields };
+    };
+    const renamed = await errorOf({ front: image });
+    expect(renamed).toEqual({
+      code: 'invalid_request',
+      message:
+        'Model demo-policy takes the image primary; the request gave front (not an image of this model).',
+      fields: [{ path: 'images.front', message: 'is not an image of model demo-policy; it takes primary' }],
+    });
+    expect(renamed.message.split('front')).toHaveLength(2);
+    expect(await errorOf({ primary: image, wrist: image })).toEqual({
+      code: 'invalid_request',
+      message:
+        'Model demo-policy takes the image primary; the request gave primary, wrist (not an image of this model).',
+      fields: [{ path: 'images.wrist', message: 'is not an image of model demo-policy; it takes primary' }],
+    });
+    expect(await errorOf({})).toEqual({
+      code: 'invalid_request',
+      message: 'Model demo-policy takes the image primary; the request gave no images; primary is missing.',
+      fields: [{ path: 'images.primary', message: 'is missing; model demo-policy takes primary' }],
+    });
+  });
+
   it('refuses a GIF as 415 and a truncated JPEG as 422, counting both', async () => {
     const gif = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#fff' } })
       .gif()

@@ -269,22 +269,36 @@ export class InferenceService {
         `state must have ${state.size} numbers for model ${config.id}; got ${request.state.length}.`,
       );
     }
+    // One answer for every image-key mistake: a camera sent under the wrong name is both an unexpected key
+    // and a missing one, and answering them in turn would name it twice. The message names each wrong key
+    // once, within the keys given; the fields point at the wrong keys (at the missing ones when none is).
     const expected = images.map((i) => i.name);
-    const missing = expected.find((name) => !Object.hasOwn(request.images, name));
-    if (missing !== undefined) {
-      this.validationFailed(trace, 'image_missing');
-      throw unprocessable(
-        `images.${missing}`,
-        `Model ${config.id} needs the image ${missing} (${expected.join(', ')}).`,
-      );
-    }
-    const extra = Object.keys(request.images).find((name) => !expected.includes(name));
-    if (extra !== undefined) {
-      this.validationFailed(trace, 'image_unexpected');
-      throw unprocessable(
-        `images.${extra}`,
-        `Model ${config.id} takes no image ${extra}; it takes ${expected.join(', ')}.`,
-      );
+    const given = Object.keys(request.images);
+    const missing = expected.filter((name) => !Object.hasOwn(request.images, name));
+    const extra = given.filter((name) => !expected.includes(name));
+    if (missing.length > 0 || extra.length > 0) {
+      this.validationFailed(trace, extra.length > 0 ? 'image_unexpected' : 'image_missing');
+      const takes = `${expected.length === 1 ? 'the image' : 'the images'} ${expected.join(', ')}`;
+      const gave =
+        given.length === 0
+          ? 'no images'
+          : given.map((k) => (extra.includes(k) ? `${k} (not an image of this model)` : k)).join(', ');
+      const message =
+        `Model ${config.id} takes ${takes}; the request gave ${gave}` +
+        (extra.length === 0
+          ? `; ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} missing.`
+          : '.');
+      const fields =
+        extra.length > 0
+          ? extra.map((name) => ({
+              path: `images.${name}`,
+              message: `is not an image of model ${config.id}; it takes ${expected.join(', ')}`,
+            }))
+          : missing.map((name) => ({
+              path: `images.${name}`,
+              message: `is missing; model ${config.id} takes ${expected.join(', ')}`,
+            }));
+      throw new AppError('invalid_request', message, { status: 422, fields });
     }
     if (request.instruction !== undefined) {
       if (instruction === undefined) {
