@@ -39,6 +39,8 @@ export class ModelLoadError extends Error {
     readonly reason: string,
     /** Set for `interface`: every mismatch, in `model.yaml` order. */
     readonly problems: readonly InterfaceProblem[] = [],
+    /** Set for `interface` where the error was made (not after a Worker's message): the file's side. */
+    readonly found?: { readonly inputs: readonly string[]; readonly outputs: readonly string[] },
   ) {
     super(reason);
     this.name = 'ModelLoadError';

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ModelConfig } from './model-config';
-import { checkModelInterface, interfaceReason, ModelLoadError } from './model-interface';
+import { checkModelInterface, describeValue, interfaceReason, ModelLoadError } from './model-interface';
 import { packImages, packStates, packTokens, unpackActions, type WorkItem } from './tensor-prep';
 
 /**
@@ -72,8 +72,12 @@ export async function openSession(
     outputs: session.outputMetadata,
   });
   if (problems.length > 0) {
+    const found = {
+      inputs: session.inputMetadata.map(describeValue),
+      outputs: session.outputMetadata.map(describeValue),
+    };
     await session.release();
-    throw new ModelLoadError('interface', interfaceReason(problems), problems);
+    throw new ModelLoadError('interface', interfaceReason(problems), problems, found);
   }
   return session;
 }
